@@ -1,0 +1,138 @@
+/**
+ * @module config/schema
+ * The one schema for the whole config file. Everything tollgate reads from its config is declared here, with a
+ * description that becomes the README's configuration reference (scripts/config-reference.ts).
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN, parseDuration } from './duration.ts';
+
+const duration = (description: string) =>
+  z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
+    .transform(parseDuration).meta({ description });
+
+/** `host:port` for TCP, or `unix:/path/to.sock`. */
+const listenAddress = (description: string) =>
+  z.string().regex(/^(unix:\/.+|[^\s:]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/,
+    'expected "host:port" (e.g. "127.0.0.1:9001") or "unix:/absolute/path.sock"').meta({ description });
+
+const tcpAddress = (description: string) =>
+  z.string().regex(/^([^\s:]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:9901"').meta({ description });
+
+/** A glob: `*` stands for any run of characters, `?` for one; no wildcard means an exact match. */
+const pattern = z.string().min(1).meta({ description: 'Exact value, or a glob where `*` matches any run of characters and `?` one character.' });
+const patterns = z.union([pattern, z.array(pattern).min(1)]);
+const names = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+// Asymmetric algorithms only: an HS* allow-list would let anyone holding the (public) verification key sign tokens.
+export const SIGNING_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const oidcIssuer = z.object({
+  issuer: z.url().meta({ description: 'Issuer URL; must equal the `issuer` of its discovery document and the `iss` of its tokens.' }),
+  audiences: z.array(z.string().min(1)).min(1).meta({ description: 'A token must name at least one of these in `aud`.' }),
+  groupsClaim: z.string().min(1).default('groups').meta({ description: 'Claim holding the groups, dotted for nested claims (`realm_access.roles`).' }),
+  subjectClaim: z.string().min(1).default('sub').meta({ description: 'Claim holding the subject.' }),
+  algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).default(['RS256', 'ES256'])
+    .meta({ description: 'Allowed signature algorithms (asymmetric only; `none` and HS* are refused).' }),
+  discoveryUrl: z.url().optional().meta({ description: 'Defaults to `<issuer>/.well-known/openid-configuration`.' }),
+  clockTolerance: duration('Allowed clock skew for exp/nbf/iat.').prefault('30s'),
+  jwksRefreshCooldown: duration('Least time between two JWKS fetches caused by an unknown `kid`.').prefault('30s'),
+  jwksMaxAge: duration('How long a fetched JWKS is used before it is fetched again.').prefault('10m'),
+  tokenCacheSize: z.number().int().positive().default(10_000).meta({ description: 'Verified tokens kept (each until its expiry).' }),
+}).strict();
+
+const secretSource = z.union([
+  z.object({ env: z.string().min(1).meta({ description: 'Name of an environment variable holding the secret.' }) }).strict(),
+  z.object({ file: z.string().min(1).meta({ description: 'Path of a file holding the secret (trailing newline trimmed).' }) }).strict(),
+]).meta({ description: 'Where a secret comes from. Secrets are never written into the config itself, nor logged.' });
+
+const upstreamCredential = z.object({
+  name: z.string().min(1).meta({ description: 'Appears in logs and audit records (never the secret).' }),
+  match: z.object({
+    host: patterns.optional().meta({ description: 'Request authority (`:authority` / Host).' }),
+    path: patterns.optional().meta({ description: 'Request path without the query string.' }),
+  }).strict().prefault({}),
+  header: z.string().min(1).default('authorization').meta({ description: 'Header set on the upstream request.' }),
+  prefix: z.string().default('Bearer ').meta({ description: 'Written before the secret, e.g. "Bearer ".' }),
+  secret: secretSource,
+}).strict();
+
+const principalMatch = {
+  subject: patterns.optional().meta({ description: 'Principal subject.' }),
+  group: names.optional().meta({ description: 'Matches when the principal is in any of these groups.' }),
+  issuer: patterns.optional().meta({ description: 'Issuer that authenticated the principal.' }),
+};
+
+export const KAFKA_OPERATIONS = ['produce', 'consume', 'describe', 'admin'] as const;
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+
+const ruleMatch = z.object({
+  ...principalMatch,
+  http: z.object({
+    method: z.union([z.enum(HTTP_METHODS), z.array(z.enum(HTTP_METHODS)).min(1)]).optional(),
+    path: patterns.optional().meta({ description: 'Request path without the query string.' }),
+    host: patterns.optional(),
+  }).strict().optional().meta({ description: 'Matches HTTP requests only.' }),
+  kafka: z.object({
+    operation: z.union([z.enum(KAFKA_OPERATIONS), z.array(z.enum(KAFKA_OPERATIONS)).min(1)]).optional(),
+    api: names.optional().meta({ description: 'Kafka API names, e.g. DeleteTopics.' }),
+    topic: patterns.optional(),
+    group: patterns.optional().meta({ description: 'Consumer group id.' }),
+  }).strict().optional().meta({ description: 'Matches Kafka requests only (enforced by the Kafka policy work).' }),
+}).strict();
+
+const rule = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
+    .meta({ description: 'Appears in denials, metrics and audit records.' }),
+  description: z.string().optional(),
+  match: ruleMatch.prefault({}).meta({ description: 'All given conditions must hold; an empty match matches everything.' }),
+  unless: z.object(principalMatch).strict()
+    .refine((u) => Object.keys(u).length > 0, 'expected at least one of subject, group, issuer (an empty unless exempts everyone)')
+    .optional().meta({ description: 'The rule does not apply to these principals.' }),
+  effect: z.enum(['allow', 'deny']).meta({ description: 'First matching rule wins; no match is a deny.' }),
+}).strict();
+
+export const configSchema = z.object({
+  server: z.object({
+    grpc: z.object({
+      address: listenAddress('gRPC listener for Envoy (ext_authz, ext_proc, network ext_proc, health).').default('127.0.0.1:9001'),
+      maxReceiveMessageBytes: z.number().int().positive().default(64 * 1024 * 1024),
+    }).strict().prefault({}),
+    admin: z.object({
+      address: tcpAddress('Admin HTTP listener: /healthz, /readyz, /metrics.').default('127.0.0.1:9901'),
+    }).strict().prefault({}),
+    drainTimeout: duration('On SIGTERM, how long open streams may run before they are cut.').prefault('15s'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  }).strict().prefault({}),
+  identity: z.object({
+    oidc: z.array(oidcIssuer).default([]).meta({ description: 'Trusted OIDC issuers; a token is verified by the one named in its `iss`.' }),
+  }).strict().prefault({}),
+  http: z.object({
+    upstreamCredentials: z.array(upstreamCredential).default([])
+      .meta({ description: 'On allow, the first matching entry replaces the caller credential with one tollgate holds.' }),
+  }).strict().prefault({}),
+  kafka: z.object({
+    maxFrameBytes: z.number().int().positive().max(2 ** 31 - 1).default(100 * 1024 * 1024)
+      .meta({ description: 'A larger Kafka frame closes the connection (audited).' }),
+    maxInFlight: z.number().int().positive().default(1_000)
+      .meta({ description: 'Requests awaiting a response on one connection before it is closed.' }),
+  }).strict().prefault({}),
+  rules: z.array(rule).default([]),
+}).strict().superRefine((config, ctx) => {
+  const seen = new Map<string, number>();
+  config.rules.forEach((r, i) => {
+    const first = seen.get(r.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `expected a unique rule name; "${r.name}" is also rules[${first}]` });
+    } else seen.set(r.name, i);
+  });
+  const issuers = new Set<string>();
+  config.identity.oidc.forEach((o, i) => {
+    if (issuers.has(o.issuer)) ctx.addIssue({ code: 'custom', path: ['identity', 'oidc', i, 'issuer'], message: `expected each issuer once; "${o.issuer}" is repeated` });
+    issuers.add(o.issuer);
+  });
+});
+
+export type Config = z.output<typeof configSchema>;
+export type RuleConfig = Config['rules'][number];
+export type OidcIssuerConfig = Config['identity']['oidc'][number];
+export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];
