@@ -1,0 +1,152 @@
+/**
+ * @module http/authz
+ * The ext_authz `Check` handler for HTTP. It translates Envoy's CheckRequest into (bearer token, HttpAction), asks
+ * identity and policy, and renders the Decision back: 401/403 with a JSON body, or OK with the caller's credential
+ * replaced by tollgate's own identity headers and, where configured, an upstream credential.
+ */
+import type { Logger } from 'pino';
+import type { HttpAction } from '../core/action.ts';
+import type { Decision } from '../core/decision.ts';
+import type { Principal } from '../core/principal.ts';
+import type { AuditSink } from '../audit/record.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { UpstreamCredential } from './credentials.ts';
+
+/** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
+export interface CheckRequestLike {
+  attributes?: {
+    source?: { address?: { socket_address?: { address?: string; port_value?: number } | null } | null; principal?: string } | null;
+    request?: { http?: { id?: string; method?: string; path?: string; host?: string; headers?: Record<string, string> } | null } | null;
+  } | null;
+}
+
+export interface HeaderOption { header: { key: string; value: string }; append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }
+interface StructValue { stringValue?: string; listValue?: { values: StructValue[] } }
+
+export interface CheckResponseLike {
+  status: { code: number; message: string };
+  denied_response?: { status: { code: number }; headers: HeaderOption[]; body: string };
+  ok_response?: { headers: HeaderOption[]; headers_to_remove: string[] };
+  dynamic_metadata?: { fields: Record<string, StructValue> };
+}
+
+/** Thrown by an `Authenticate` function; `code` is stable (identity's error codes), `message` is safe to show. */
+export interface AuthenticationFailure { code: string; message: string }
+export type Authenticate = (authorizationHeader: string | undefined) => Promise<Principal>;
+
+export interface AuthzHooks {
+  onDecision?(effect: 'allow' | 'deny' | 'unauthenticated', rule: string | null, seconds: number): void;
+}
+
+export interface AuthzDeps {
+  readonly authenticate: Authenticate;
+  readonly policy: () => PolicyEngine;
+  readonly credentials: () => readonly UpstreamCredential[];
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  readonly hooks?: AuthzHooks;
+}
+
+// gRPC status codes Envoy reads in CheckResponse.status: OK lets the request through, anything else denies.
+const GRPC_OK = 0;
+const GRPC_UNAUTHENTICATED = 16;
+const GRPC_PERMISSION_DENIED = 7;
+
+export const SUBJECT_HEADER = 'x-tollgate-subject';
+export const GROUPS_HEADER = 'x-tollgate-groups';
+const IDENTITY_HEADER_PREFIX = 'x-tollgate-';
+
+const set = (key: string, value: string): HeaderOption => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+
+function jsonDenial(grpcCode: number, httpStatus: number, body: object, extraHeaders: HeaderOption[] = []): CheckResponseLike {
+  return {
+    status: { code: grpcCode, message: httpStatus === 401 ? 'unauthenticated' : 'forbidden' },
+    denied_response: {
+      status: { code: httpStatus },
+      headers: [set('content-type', 'application/json'), ...extraHeaders],
+      body: JSON.stringify(body),
+    },
+  };
+}
+
+export function actionFromCheck(req: CheckRequestLike): HttpAction {
+  const http = req.attributes?.request?.http;
+  const rawPath = http?.path ?? http?.headers?.[':path'] ?? '/';
+  const q = rawPath.indexOf('?');
+  return {
+    kind: 'http',
+    method: (http?.method ?? http?.headers?.[':method'] ?? 'GET').toUpperCase(),
+    host: http?.host ?? http?.headers?.[':authority'] ?? '',
+    path: q === -1 ? rawPath : rawPath.slice(0, q),
+  };
+}
+
+function sourceOf(req: CheckRequestLike): Record<string, string | number> {
+  const sock = req.attributes?.source?.address?.socket_address;
+  const out: Record<string, string | number> = {};
+  if (sock?.address) out['sourceAddress'] = sock.address;
+  if (sock?.port_value) out['sourcePort'] = sock.port_value;
+  const id = req.attributes?.request?.http?.id;
+  if (id) out['requestId'] = id;
+  return out;
+}
+
+export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => Promise<CheckResponseLike> {
+  const { audit, logger, hooks } = deps;
+  return async function check(req) {
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    const action = actionFromCheck(req);
+    const headers = req.attributes?.request?.http?.headers ?? {};
+    const connection = sourceOf(req);
+    const base = { time: new Date().toISOString(), path: 'http' as const, connection };
+    const details = { method: action.method, host: action.host, path: action.path };
+
+    let principal: Principal;
+    try {
+      principal = await deps.authenticate(headers['authorization']);
+    } catch (err) {
+      const failure = err as Partial<AuthenticationFailure>;
+      const code = failure.code ?? 'authentication_failed';
+      const reason = failure.message ?? 'authentication failed';
+      audit.write({ ...base, event: 'http.authz.unauthenticated', reason, details: { ...details, code } });
+      hooks?.onDecision?.('unauthenticated', null, elapsed());
+      logger.debug({ ...details, code }, 'ext_authz: unauthenticated');
+      const challenge = code === 'token_missing' ? 'Bearer realm="tollgate"'
+        : `Bearer realm="tollgate", error="invalid_token", error_description="${reason.replace(/["\\]/g, "'")}"`;
+      return jsonDenial(GRPC_UNAUTHENTICATED, 401, { error: 'unauthenticated', reason, rule: null }, [set('www-authenticate', challenge)]);
+    }
+
+    const decision: Decision = deps.policy().decide(principal, action);
+    audit.write({ ...base, event: `http.authz.${decision.effect}`, principal, rule: decision.rule ?? 'default', reason: decision.reason, details });
+    hooks?.onDecision?.(decision.effect, decision.rule, elapsed());
+    logger.debug({ ...details, subject: principal.subject, effect: decision.effect, rule: decision.rule }, 'ext_authz decision');
+    if (decision.effect === 'deny') {
+      return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason: decision.reason, rule: decision.rule });
+    }
+
+    const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
+    const remove = new Set<string>();
+    // The caller's token is no credential upstream; identity headers a client sent itself are forgeries.
+    if (credential?.header !== 'authorization') remove.add('authorization');
+    for (const name of Object.keys(headers)) if (name.startsWith(IDENTITY_HEADER_PREFIX)) remove.add(name);
+    remove.delete(SUBJECT_HEADER);
+    remove.delete(GROUPS_HEADER);
+    const add = [set(SUBJECT_HEADER, principal.subject), set(GROUPS_HEADER, principal.groups.join(','))];
+    if (credential) add.push(set(credential.header, credential.value));
+    return {
+      status: { code: GRPC_OK, message: '' },
+      ok_response: { headers: add, headers_to_remove: [...remove] },
+      dynamic_metadata: {
+        fields: {
+          subject: { stringValue: principal.subject },
+          groups: { listValue: { values: principal.groups.map((g) => ({ stringValue: g })) } },
+          issuer: { stringValue: principal.issuer },
+          authenticated_by: { stringValue: principal.authenticatedBy },
+          rule: { stringValue: decision.rule ?? '' },
+          ...(credential ? { upstream_credential: { stringValue: credential.name } } : {}),
+        },
+      },
+    };
+  };
+}
