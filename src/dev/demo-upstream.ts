@@ -1,0 +1,56 @@
+/**
+ * @module dev/demo-upstream
+ * The quickstart's HTTP upstream (not for production). It accepts only the credential tollgate injects, so the
+ * quickstart shows that callers never hold the upstream's secret, and it serves the sensitive JSON that the
+ * masking work will redact.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+
+export interface DemoUpstream {
+  readonly port: number;
+  /** Requests seen, newest last: what reached the upstream (tests check which headers arrived). */
+  readonly seen: ReadonlyArray<{ method: string; path: string; headers: http.IncomingHttpHeaders }>;
+  close(): Promise<void>;
+}
+
+export const DEMO_CUSTOMERS = [
+  { id: 1, name: 'Ada Lovelace', email: 'ada@example.com', card: { number: '4111111111111111', expiry: '12/29' } },
+  { id: 2, name: 'Alan Turing', email: 'alan@example.org', card: { number: '5500005555555559', expiry: '03/28' } },
+] as const;
+
+function sameSecret(got: string, want: string): boolean {
+  const a = Buffer.from(got);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export async function startDemoUpstream(opts: { port?: number; host?: string; token: string }): Promise<DemoUpstream> {
+  const seen: Array<{ method: string; path: string; headers: http.IncomingHttpHeaders }> = [];
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    seen.push({ method: req.method ?? 'GET', path, headers: req.headers });
+    if (seen.length > 1000) seen.shift();
+    const json = (status: number, body: unknown) =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+    if (!sameSecret(req.headers.authorization ?? '', `Bearer ${opts.token}`)) {
+      json(401, { error: 'this upstream accepts only the credential tollgate injects' });
+      return;
+    }
+    const caller = { subject: req.headers['x-tollgate-subject'] ?? null, groups: req.headers['x-tollgate-groups'] ?? null };
+    if (path === '/api/customers') json(200, { customers: DEMO_CUSTOMERS, caller });
+    else if (path === '/api/whoami') json(200, caller);
+    else if (path.startsWith('/admin/')) json(200, { admin: true, path, caller });
+    else json(404, { error: `no route ${path}` });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
