@@ -68,14 +68,15 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
 const ruleMatch = z.object({
   ...principalMatch,
   http: z.object({
-    method: z.union([z.enum(HTTP_METHODS), z.array(z.enum(HTTP_METHODS)).min(1)]).optional(),
+    method: z.union([z.enum(HTTP_METHODS), z.array(z.enum(HTTP_METHODS)).min(1)]).optional().meta({ description: 'Any of these methods.' }),
     path: patterns.optional().meta({ description: 'Request path without the query string.' }),
-    host: patterns.optional(),
+    host: patterns.optional().meta({ description: 'Request authority (`:authority` / Host).' }),
   }).strict().optional().meta({ description: 'Matches HTTP requests only.' }),
   kafka: z.object({
-    operation: z.union([z.enum(KAFKA_OPERATIONS), z.array(z.enum(KAFKA_OPERATIONS)).min(1)]).optional(),
+    operation: z.union([z.enum(KAFKA_OPERATIONS), z.array(z.enum(KAFKA_OPERATIONS)).min(1)]).optional()
+      .meta({ description: 'produce, consume (fetch and offsets), describe (metadata), admin (topic, config, ACL changes).' }),
     api: names.optional().meta({ description: 'Kafka API names, e.g. DeleteTopics.' }),
-    topic: patterns.optional(),
+    topic: patterns.optional().meta({ description: 'Topic name.' }),
     group: patterns.optional().meta({ description: 'Consumer group id.' }),
   }).strict().optional().meta({ description: 'Matches Kafka requests only (enforced by the Kafka policy work).' }),
 }).strict();
@@ -83,7 +84,7 @@ const ruleMatch = z.object({
 const rule = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
     .meta({ description: 'Appears in denials, metrics and audit records.' }),
-  description: z.string().optional(),
+  description: z.string().optional().meta({ description: 'Shown as the reason in denials instead of the generic text.' }),
   match: ruleMatch.prefault({}).meta({ description: 'All given conditions must hold; an empty match matches everything.' }),
   unless: z.object(principalMatch).strict()
     .refine((u) => Object.keys(u).length > 0, 'expected at least one of subject, group, issuer (an empty unless exempts everyone)')
@@ -95,13 +96,15 @@ export const configSchema = z.object({
   server: z.object({
     grpc: z.object({
       address: listenAddress('gRPC listener for Envoy (ext_authz, ext_proc, network ext_proc, health).').default('127.0.0.1:9001'),
-      maxReceiveMessageBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      maxReceiveMessageBytes: z.number().int().positive().default(64 * 1024 * 1024)
+        .meta({ description: 'Largest message accepted from Envoy (an HTTP body chunk, a Kafka read).' }),
     }).strict().prefault({}),
     admin: z.object({
       address: tcpAddress('Admin HTTP listener: /healthz, /readyz, /metrics.').default('127.0.0.1:9901'),
     }).strict().prefault({}),
     drainTimeout: duration('On SIGTERM, how long open streams may run before they are cut.').prefault('15s'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info')
+      .meta({ description: 'pino log level; debug logs every Kafka request/response pair.' }),
   }).strict().prefault({}),
   identity: z.object({
     oidc: z.array(oidcIssuer).default([]).meta({ description: 'Trusted OIDC issuers; a token is verified by the one named in its `iss`.' }),
@@ -116,7 +119,7 @@ export const configSchema = z.object({
     maxInFlight: z.number().int().positive().default(1_000)
       .meta({ description: 'Requests awaiting a response on one connection before it is closed.' }),
   }).strict().prefault({}),
-  rules: z.array(rule).default([]),
+  rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
 }).strict().superRefine((config, ctx) => {
   const seen = new Map<string, number>();
   config.rules.forEach((r, i) => {

@@ -1,0 +1,132 @@
+/**
+ * @module cli
+ * `tollgate serve | validate | token`. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfigFile } from './config/load.ts';
+import { compilePolicy } from './policy/engine.ts';
+import { loadUpstreamCredentials, SecretError } from './http/credentials.ts';
+
+const USAGE = `usage:
+  tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener
+  tollgate validate --config FILE [--no-secrets]
+                                        check a config file and exit (0 valid, 2 invalid); secrets it
+                                        names must be readable unless --no-secrets
+  tollgate token --sub NAME [--groups a,b] [--ttl 3600] [--issuer URL]
+                                        mint a token from the quickstart's dev OIDC issuer
+`;
+
+class UsageError extends Error {}
+
+function configArgs(args: string[]): { file: string; secrets: boolean } {
+  const { values } = parseArgs({
+    args, strict: true,
+    options: { config: { type: 'string', short: 'c' }, 'no-secrets': { type: 'boolean', default: false } },
+  });
+  if (!values.config) throw new UsageError('--config FILE is required');
+  return { file: values.config, secrets: !values['no-secrets'] };
+}
+
+/** Loads and checks everything serve would, short of opening ports: schema, rules and (unless told not to) secrets. */
+function checkConfig(file: string, secrets = true) {
+  const config = loadConfigFile(file);
+  compilePolicy(config.rules);
+  if (secrets) loadUpstreamCredentials(config.http.upstreamCredentials);
+  return config;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const config = checkConfig(configArgs(args).file);
+  const { startServer } = await import('./server.ts');
+  const server = await startServer(config);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      server.logger.info({ signal }, 'signal received');
+      server.drain().then(() => resolve(0), (err: Error) => {
+        server.logger.error({ err }, 'drain failed');
+        resolve(1);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function validate(args: string[]): number {
+  const { file, secrets } = configArgs(args);
+  const config = checkConfig(file, secrets);
+  process.stdout.write(`${file}: valid (${config.rules.length} rules, ${config.identity.oidc.length} OIDC issuers)\n`);
+  return 0;
+}
+
+/** The quickstart writes its addresses here; `token` uses its issuer unless --issuer says otherwise. */
+export const QUICKSTART_STATE = path.join(process.cwd(), '.tollgate', 'quickstart.json');
+
+function quickstartIssuer(): string {
+  try {
+    const state = JSON.parse(readFileSync(QUICKSTART_STATE, 'utf8')) as { issuer?: string };
+    if (state.issuer) return state.issuer;
+  } catch { /* no quickstart running from here: fall back to its fixed address */ }
+  return 'http://127.0.0.1:18080';
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args, strict: true,
+    options: { sub: { type: 'string' }, groups: { type: 'string', default: '' }, ttl: { type: 'string', default: '3600' }, issuer: { type: 'string' } },
+  });
+  if (!values.sub) throw new UsageError('--sub NAME is required');
+  const ttlSeconds = Number(values.ttl);
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new UsageError(`--ttl expects whole seconds, got "${values.ttl}"`);
+  const issuer = values.issuer ?? quickstartIssuer();
+  const groups = values.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  let res: Response;
+  try {
+    res = await fetch(new URL('/dev/mint', issuer), {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sub: values.sub, groups, ttlSeconds }),
+    });
+  } catch (err) {
+    process.stderr.write(`tollgate token: cannot reach the dev issuer at ${issuer} (is \`npm start\` running?): ${(err as Error).message}\n`);
+    return 1;
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    process.stderr.write(`tollgate token: the dev issuer at ${issuer} answered ${res.status}: ${body}\n`);
+    return 1;
+  }
+  process.stdout.write(`${(JSON.parse(body) as { access_token: string }).access_token}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve': return await serve(rest);
+      case 'validate': return validate(rest);
+      case 'token': return await token(rest);
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default: throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof SecretError) {
+      process.stderr.write(`tollgate ${command}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`tollgate ${command}: ${(err as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`tollgate ${command}: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

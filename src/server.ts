@@ -1,0 +1,161 @@
+/**
+ * @module server
+ * Wires one config into a running tollgate: the three Envoy services and gRPC health on one gRPC listener, and the
+ * admin listener. Owns the lifecycle: start, readiness, and a drain that lets open streams finish up to a deadline.
+ */
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { createMetrics, type Metrics } from './admin/metrics.ts';
+import { startAdminServer, type AdminServer, type ReadinessCheck } from './admin/http.ts';
+import { createLogAuditSink } from './audit/log-sink.ts';
+import type { AuditSink } from './audit/record.ts';
+import { compilePolicy } from './policy/engine.ts';
+import { loadUpstreamCredentials } from './http/credentials.ts';
+import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
+import { createExtProcHandler } from './http/extproc.ts';
+import { createNetworkExtProcHandler } from './kafka/service.ts';
+import { createIdentity } from './identity/runtime.ts';
+import {
+  authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
+} from './grpc/protos.ts';
+import { createHealthService } from './admin/grpc-health.ts';
+
+export interface RunningServer {
+  /** What the gRPC listener is bound to: `127.0.0.1:<port>` or `unix:/path`. */
+  readonly grpcAddress: string;
+  readonly adminAddress: { host: string; port: number };
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Resolves once every configured identity provider has loaded its keys (or rejects on the first failure). */
+  readonly identityReady: Promise<void>;
+  /** Stops accepting, lets open streams finish up to the configured drain timeout, then closes everything. */
+  drain(): Promise<{ forced: boolean }>;
+}
+
+export interface ServerOptions {
+  readonly logger?: Logger;
+  readonly audit?: AuditSink;
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
+}
+
+/** Removes a Unix socket left by a previous run that did not exit cleanly; never anything that is not a socket. */
+function clearStaleSocket(address: string): void {
+  if (!address.startsWith('unix:')) return;
+  const file = address.slice('unix:'.length);
+  if (existsSync(file) && lstatSync(file).isSocket()) unlinkSync(file);
+}
+
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } });
+  const metrics = createMetrics();
+  const audit = options.audit ?? createLogAuditSink(logger);
+  const policy = compilePolicy(config.rules);
+  const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
+  const identity = createIdentity(config.identity, {
+    logger,
+    onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
+  });
+
+  const authz = createAuthzHandler({
+    authenticate: identity.authenticateHeader,
+    policy: () => policy,
+    credentials: () => credentials,
+    audit,
+    logger,
+    hooks: {
+      onDecision: (effect, rule, seconds) => {
+        metrics.decisions.inc({ service: 'ext_authz', effect, rule: rule ?? 'default' });
+        metrics.grpcLatency.observe({ service: 'ext_authz' }, seconds);
+      },
+    },
+  });
+  const extProc = createExtProcHandler({ logger, hooks: { onStream: () => metrics.grpcStreams.inc({ service: 'ext_proc' }) } });
+  const networkExtProc = createNetworkExtProcHandler({
+    logger,
+    audit,
+    maxFrameBytes: config.kafka.maxFrameBytes,
+    maxInFlight: config.kafka.maxInFlight,
+    hooks: {
+      onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
+      onConnectionClose: () => metrics.kafkaConnections.dec(),
+      onFrame: (direction, apiKey) => metrics.kafkaFrames.inc({ direction, api: String(apiKey) }),
+    },
+  });
+  const health = createHealthService();
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': config.server.grpc.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': -1,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(authorizationService, {
+    Check: (call: grpc.ServerUnaryCall<CheckRequestLike, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      metrics.grpcStreams.inc({ service: 'ext_authz' });
+      authz(call.request).then((res) => callback(null, res), (err: Error) => {
+        // A bug must not become an allow: Envoy turns a gRPC error into a denial (failure_mode_allow: false).
+        logger.error({ err }, 'ext_authz handler failed');
+        callback({ code: grpc.status.INTERNAL, details: 'tollgate could not decide' });
+      });
+    },
+  });
+  server.addService(externalProcessorService, { Process: extProc });
+  server.addService(networkExternalProcessorService, { Process: networkExtProc });
+  server.addService(healthService, health.implementation);
+
+  const address = config.server.grpc.address;
+  clearStaleSocket(address);
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port)));
+  });
+  const grpcAddress = address.startsWith('unix:') ? address : `${splitHostPort(address).host}:${boundPort}`;
+
+  const identityReady = identity.start().catch((err: Error) => {
+    logger.error({ err: err.message }, 'identity provider not ready; requests are refused until it is');
+    throw err;
+  });
+  identityReady.catch(() => { /* reported through readiness and the log */ });
+
+  const checks = (): ReadinessCheck[] => [
+    { name: 'grpc', check: () => ({ ok: true, detail: grpcAddress }) },
+    ...identity.readiness(),
+  ];
+  const adminAt = splitHostPort(config.server.admin.address);
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({ ...adminAt, registry: metrics.registry, checks });
+  } catch (err) {
+    server.forceShutdown();
+    throw new Error(`cannot listen on admin address ${config.server.admin.address}: ${(err as Error).message}`);
+  }
+  logger.info({ grpc: grpcAddress, admin: `${admin.address.address}:${admin.address.port}`, rules: policy.ruleNames.length }, 'tollgate listening');
+
+  let draining: Promise<{ forced: boolean }> | undefined;
+  const drain = () => {
+    draining ??= (async () => {
+      logger.info({ deadlineMs: config.server.drainTimeout }, 'draining: no new streams; open ones may finish');
+      admin.setDraining();
+      health.setServing(false);
+      const forced = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          logger.warn('drain deadline reached; cutting the streams still open');
+          server.forceShutdown();
+          resolve(true);
+        }, config.server.drainTimeout);
+        server.tryShutdown(() => { clearTimeout(timer); resolve(false); });
+      });
+      identity.stop();
+      await admin.close();
+      logger.info({ forced }, 'drained');
+      return { forced };
+    })();
+    return draining;
+  };
+
+  return { grpcAddress, adminAddress: { host: admin.address.address, port: admin.address.port }, metrics, logger, identityReady, drain };
+}
