@@ -92,6 +92,25 @@ const rule = z.object({
   effect: z.enum(['allow', 'deny']).meta({ description: 'First matching rule wins; no match is a deny.' }),
 }).strict();
 
+const port = z.number().int().min(1).max(65535);
+
+const quickstart = z.object({
+  listeners: z.object({
+    http: port.default(10000).meta({ description: 'Envoy HTTP listener.' }),
+    kafka: port.default(19092).meta({ description: 'Envoy Kafka listener, advertised by the broker.' }),
+  }).strict().prefault({}),
+  issuer: z.object({
+    port: port.default(18080).meta({ description: 'Dev OIDC issuer port on 127.0.0.1.' }),
+    audience: z.string().min(1).default('tollgate'),
+    clients: z.array(z.object({
+      id: z.string().min(1),
+      secret: z.string().min(1).meta({ description: 'Dev only: client secrets of a real IdP never belong in a config file.' }),
+      groups: z.array(z.string().min(1)).default([]),
+    }).strict()).default([]).meta({ description: 'Clients that may use the client_credentials grant.' }),
+  }).strict().prefault({}),
+  topics: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka topics the quickstart creates.' }),
+}).strict().meta({ description: 'Read only by `npm start` (the quickstart); `tollgate serve` ignores it.' });
+
 export const configSchema = z.object({
   server: z.object({
     grpc: z.object({
@@ -119,6 +138,7 @@ export const configSchema = z.object({
     maxInFlight: z.number().int().positive().default(1_000)
       .meta({ description: 'Requests awaiting a response on one connection before it is closed.' }),
   }).strict().prefault({}),
+  quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
 }).strict().superRefine((config, ctx) => {
   const seen = new Map<string, number>();
@@ -138,4 +158,5 @@ export const configSchema = z.object({
 export type Config = z.output<typeof configSchema>;
 export type RuleConfig = Config['rules'][number];
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
+export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];
