@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import pino from 'pino';
+import {
+  createNetworkExtProcHandler,
+  type ConnectionCloseReason,
+  type NetworkExtProcHandlerOptions,
+  type NetworkProcessingRequest,
+  type NetworkProcessingResponse,
+} from '../../src/kafka/service.ts';
+import { connectionAttributes, FakeCall, MemoryAudit } from './fakes.ts';
+import { int32, metadataRequest, responseFrame, splitAt } from './frames.ts';
+
+function start(overrides: Partial<NetworkExtProcHandlerOptions> = {}) {
+  const audit = new MemoryAudit();
+  const handler = createNetworkExtProcHandler({ logger: pino({ level: 'silent' }), audit, ...overrides });
+  const call = new FakeCall();
+  handler(call);
+  return { call, audit, handler };
+}
+
+const empty = Buffer.alloc(0);
+
+describe('Kafka network ext_proc handler', () => {
+  it('fits grpc-js: a Process handler for ServerDuplexStream<ProcessingRequest, ProcessingResponse>', () => {
+    const handler: (call: ServerDuplexStream<NetworkProcessingRequest, NetworkProcessingResponse>) => void =
+      createNetworkExtProcHandler({ logger: pino({ level: 'silent' }), audit: new MemoryAudit() });
+    assert.equal(typeof handler, 'function');
+  });
+
+  it('answers every read_data message with exactly one read_data reply carrying the whole frames it completed', () => {
+    const { call } = start();
+    const [a, b] = [metadataRequest(1), metadataRequest(2)];
+    const stream = Buffer.concat([a, b]);
+    const [first, second, third] = splitAt(stream, [5, a.length + 3]);
+
+    assert.deepEqual(call.read(first!), [{ read_data: { data: empty, end_of_stream: false } }], 'partial frame: empty reply');
+    assert.deepEqual(call.read(second!), [{ read_data: { data: a, end_of_stream: false } }]);
+    assert.deepEqual(call.read(third!), [{ read_data: { data: b, end_of_stream: false } }]);
+  });
+
+  it('replies with an empty Buffer (present, not omitted) while a frame is incomplete, so Envoy holds the bytes', () => {
+    const { call } = start();
+    const [reply] = call.read(metadataRequest(1).subarray(0, 3));
+    assert.ok(reply?.read_data, 'read_data is present');
+    assert.ok(Buffer.isBuffer(reply.read_data.data));
+    assert.equal(reply.read_data.data.length, 0);
+    assert.equal(reply.write_data, undefined);
+    assert.equal(reply.connection_status, undefined);
+  });
+
+  it('answers write_data the same way, pairing broker responses with client requests', () => {
+    const { call } = start();
+    call.read(Buffer.concat([metadataRequest(1), metadataRequest(2)]));
+    const responses = Buffer.concat([responseFrame(1), responseFrame(2)]);
+    const [head, tail] = splitAt(responses, [responseFrame(1).length + 2]);
+    assert.deepEqual(call.writeData(head!), [{ write_data: { data: responseFrame(1), end_of_stream: false } }]);
+    assert.deepEqual(call.writeData(tail!), [{ write_data: { data: responseFrame(2), end_of_stream: false } }]);
+  });
+
+  it('keeps replies in the order the messages arrived, one per direction, read before write', () => {
+    const { call } = start();
+    call.read(metadataRequest(1));
+    const replies = call.send({
+      read_data: { data: metadataRequest(2), end_of_stream: false },
+      write_data: { data: responseFrame(1), end_of_stream: false },
+    });
+    assert.deepEqual(replies, [
+      { read_data: { data: metadataRequest(2), end_of_stream: false } },
+      { write_data: { data: responseFrame(1), end_of_stream: false } },
+    ]);
+    assert.equal(call.written.length, 3);
+  });
+
+  it('passes a chunk of whole frames through as the very same bytes', () => {
+    const { call } = start();
+    const chunk = Buffer.concat([metadataRequest(1), metadataRequest(2), metadataRequest(3)]);
+    const [reply] = call.read(chunk);
+    assert.ok(reply?.read_data?.data.equals(chunk));
+  });
+
+  it('echoes the client half-close after forwarding the frames that came with it', () => {
+    const { call } = start();
+    const request = metadataRequest(1);
+    call.read(request.subarray(0, 4));
+    assert.deepEqual(call.read(request.subarray(4), true), [{ read_data: { data: request, end_of_stream: true } }]);
+    assert.deepEqual(call.read(empty, true), [{ read_data: { data: empty, end_of_stream: true } }]);
+    assert.equal(call.ended, false, 'the connection stays open for the responses');
+  });
+
+  it('echoes the upstream close', () => {
+    const { call } = start();
+    call.read(metadataRequest(1));
+    assert.deepEqual(call.writeData(responseFrame(1), true), [
+      { write_data: { data: responseFrame(1), end_of_stream: true } },
+    ]);
+    assert.equal(call.ended, false);
+  });
+
+  it('closes when the client half-closes inside a frame: the partial bytes are never forwarded', () => {
+    const { call, audit } = start();
+    const replies = call.read(Buffer.concat([metadataRequest(1), metadataRequest(2).subarray(0, 7)]), true);
+    assert.deepEqual(replies, [
+      { read_data: { data: metadataRequest(1), end_of_stream: true } },
+      { connection_status: 'CLOSE' },
+    ]);
+    assert.equal(call.ended, true);
+    assert.equal(audit.records.length, 1);
+    assert.equal(audit.records[0]!.event, 'kafka.frame.truncated_at_eof');
+  });
+
+  it('closes a connection whose frame exceeds maxFrameBytes: data first, then CLOSE, an audit record, stream ended', () => {
+    const closes: ConnectionCloseReason[] = [];
+    const { call, audit } = start({ maxFrameBytes: 1000, hooks: { onConnectionClose: (reason) => closes.push(reason) } });
+    const facts = { 'source.address': '10.0.0.7:51234', 'source.port': 51234, 'connection.id': 17 };
+    const replies = call.send({
+      read_data: { data: Buffer.concat([metadataRequest(1), int32(5000)]), end_of_stream: false },
+      attributes: connectionAttributes(facts),
+    });
+
+    assert.deepEqual(replies, [
+      { read_data: { data: metadataRequest(1), end_of_stream: false } },
+      { connection_status: 'CLOSE' },
+    ]);
+    assert.equal(call.ended, true, 'the stream is ended after the CLOSE');
+    assert.equal(audit.records.length, 1);
+    const record = audit.records[0]!;
+    assert.equal(record.path, 'kafka');
+    assert.equal(record.event, 'kafka.frame.too_large');
+    assert.deepEqual(record.connection, facts);
+    assert.equal(record.details?.['size'], 5000);
+    assert.equal(record.details?.['limit'], 1000);
+    assert.equal(record.details?.['direction'], 'request');
+    assert.ok(!Number.isNaN(Date.parse(record.time)));
+    assert.deepEqual(closes, ['frame_too_large']);
+
+    assert.deepEqual(call.read(metadataRequest(2)), [], 'messages racing the close are not answered');
+  });
+
+  it('uses 100 MiB as the default frame limit', () => {
+    const { call, audit } = start();
+    call.read(int32(100 * 1024 * 1024));
+    assert.equal(call.ended, false);
+    const other = start();
+    other.call.read(int32(100 * 1024 * 1024 + 1));
+    assert.equal(other.call.ended, true);
+    assert.equal(other.audit.records[0]?.details?.['limit'], 100 * 1024 * 1024);
+    assert.equal(audit.records.length, 0);
+  });
+
+  it('closes on a broker response nobody asked for, with an audit record', () => {
+    const { call, audit } = start();
+    const replies = call.writeData(responseFrame(5));
+    assert.deepEqual(replies, [{ write_data: { data: empty, end_of_stream: false } }, { connection_status: 'CLOSE' }]);
+    assert.equal(call.ended, true);
+    assert.equal(audit.records[0]?.event, 'kafka.response.unknown_correlation_id');
+    assert.deepEqual(audit.records[0]?.connection, {}, 'no connection attributes: no facts, no failure');
+  });
+
+  it('closes when more than maxInFlight requests await responses', () => {
+    const { call, audit } = start({ maxInFlight: 1 });
+    const replies = call.read(Buffer.concat([metadataRequest(1), metadataRequest(2)]));
+    assert.deepEqual(replies, [
+      { read_data: { data: metadataRequest(1), end_of_stream: false } },
+      { connection_status: 'CLOSE' },
+    ]);
+    assert.equal(audit.records[0]?.event, 'kafka.request.in_flight_limit');
+  });
+
+  it('reports connection open, frames and close to the hooks', () => {
+    const events: string[] = [];
+    const { call } = start({
+      hooks: {
+        onConnectionOpen: () => events.push('open'),
+        onFrame: (direction, apiKey) => events.push(`${direction}:${apiKey}`),
+        onConnectionClose: (reason) => events.push(`close:${reason}`),
+      },
+    });
+    call.read(metadataRequest(1));
+    call.writeData(responseFrame(1));
+    call.emit('end');
+    call.emit('cancelled');
+    assert.deepEqual(events, ['open', 'request:3', 'response:3', 'close:stream_end']);
+    assert.equal(call.ended, true, 'Envoy ended the stream: our side is completed too');
+  });
+
+  it('drops the session when the stream is cancelled or fails', () => {
+    for (const [event, reason] of [['cancelled', 'cancelled'], ['error', 'stream_error']] as const) {
+      const closes: ConnectionCloseReason[] = [];
+      const { call } = start({ hooks: { onConnectionClose: (r) => closes.push(r) } });
+      call.read(metadataRequest(1));
+      if (event === 'error') call.emit('error', new Error('boom'));
+      else call.emit(event);
+      assert.deepEqual(closes, [reason]);
+      assert.deepEqual(call.read(metadataRequest(2)), [], 'nothing is written to a dead stream');
+    }
+  });
+
+  it('fails closed on an unexpected exception: CLOSE, an audit record, stream ended', () => {
+    const { call, audit } = start({
+      hooks: {
+        onFrame: () => {
+          throw new Error('metrics exploded');
+        },
+      },
+    });
+    assert.deepEqual(call.read(metadataRequest(1)), [{ connection_status: 'CLOSE' }]);
+    assert.equal(call.ended, true);
+    assert.equal(audit.records[0]?.event, 'kafka.processor.internal_error');
+  });
+});
