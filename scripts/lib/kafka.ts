@@ -1,0 +1,261 @@
+/**
+ * @module scripts/lib/kafka
+ * A real, throwaway Kafka broker for tests and the quickstart, and a runner for Kafka's own command-line tools.
+ *
+ * The broker is one KRaft node that is both broker and controller, listening in PLAINTEXT on 127.0.0.1 on free
+ * ports, with its data, config and log in a per-run folder under RUN_DIR. It is sized and tuned for tests:
+ * - `-Xmx512m` (RSS ends up around 350 MB);
+ * - internal topics (offsets, transaction state, share-group state) with replication factor 1 and one partition,
+ *   because there is one node and creating 50 offset partitions on first use only costs time;
+ * - `group.initial.rebalance.delay.ms=0` so a consumer group forms at once instead of after 3 s;
+ * - `message.max.bytes` 4 MiB (default ~1 MiB) so tests can send records of 2 MiB;
+ * - `auto.create.topics.enable=false`: a test that forgets `createTopics` fails at once with
+ *   UNKNOWN_TOPIC_OR_PARTITION, instead of silently racing an auto-created topic's leader election.
+ * Anything can be overridden with `extraServerProperties`.
+ *
+ * Needs the jars from `node scripts/provision.ts kafka` and `java` (17+) on PATH.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { KAFKA_LIBS_DIR, KAFKA_TOOLS_LOG4J2, KAFKA_VERSION, RUN_DIR } from './paths.ts';
+import { freePorts, LOOPBACK } from './ports.ts';
+import { runCommand, spawnManaged } from './process.ts';
+import type { CommandResult } from './process.ts';
+
+export type ServerProperties = Readonly<Record<string, string | number | boolean>>;
+
+export interface StartKafkaOptions {
+  /** Folder for server.properties, log4j2.xml, kafka.log and data/. Default: a new folder under RUN_DIR. */
+  readonly workDir?: string;
+  /** Added to, or replacing, the defaults described in the module comment. */
+  readonly extraServerProperties?: ServerProperties;
+  /** How long to wait for `Kafka Server started`. Default 90 s (a cold JVM on a busy 2-core machine). */
+  readonly startTimeoutMs?: number;
+}
+
+export interface KafkaBroker {
+  /** `127.0.0.1:<port>`, for clients' bootstrap servers. */
+  readonly bootstrap: string;
+  readonly host: string;
+  readonly port: number;
+  readonly controllerPort: number;
+  readonly pid: number;
+  readonly clusterId: string;
+  readonly workDir: string;
+  /** Everything the broker logged (log4j2 at INFO) and printed. */
+  readonly logFile: string;
+  /** Stop the broker (SIGTERM, then SIGKILL after 15 s) and delete its data, but not its config and log. Idempotent. */
+  stop(): Promise<void>;
+  /** Create topics and wait for their leaders; topics that already exist are left as they are. */
+  createTopics(names: readonly string[], partitions?: number): Promise<void>;
+}
+
+/** The readiness line KafkaRaftServer logs once every listener accepts requests. */
+const READY_LINE = /Kafka Server started/;
+const BROKER_NODE_ID = 1;
+
+/** Throws with the fix if the jars are not there. */
+export function assertKafkaProvisioned(): void {
+  if (!fs.existsSync(path.join(KAFKA_LIBS_DIR, `kafka_2.13-${KAFKA_VERSION}.jar`))) {
+    throw new Error(`Kafka ${KAFKA_VERSION} jars not found in ${KAFKA_LIBS_DIR}: run node scripts/provision.ts kafka`);
+  }
+}
+
+/** `-cp` value: a literal `*`, expanded by Java itself (we never go through a shell). */
+function classpath(): string {
+  return `${KAFKA_LIBS_DIR}/*`;
+}
+
+/**
+ * A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22 characters), as Kafka's Uuid prints
+ * them. Kafka's own generator avoids a leading '-' so the id cannot be mistaken for a command-line flag; so do we.
+ */
+function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+/** `key=value` lines. Keys are plain words; values get the escapes java.util.Properties needs. */
+export function formatProperties(properties: ServerProperties): string {
+  return Object.entries(properties)
+    .map(([key, value]) => {
+      if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`server property name ${JSON.stringify(key)}: expected letters, digits, '.', '_' or '-'`);
+      const text = String(value).replaceAll('\\', '\\\\').replaceAll('\n', '\\n').replaceAll('\r', '\\r');
+      return `${key}=${text}`;
+    })
+    .join('\n') + '\n';
+}
+
+function escapeXml(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+}
+
+/** Without an explicit configuration file log4j2 only shows errors, so the broker gets one that logs INFO to the log file. */
+function brokerLog4j2(logFile: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="file" fileName="${escapeXml(logFile)}" append="true" immediateFlush="true">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Root level="INFO">
+      <AppenderRef ref="file"/>
+    </Root>
+    <!-- One line per request at INFO and below: far too much for a test log. -->
+    <Logger name="kafka.request.logger" level="WARN"/>
+  </Loggers>
+</Configuration>
+`;
+}
+
+function defaultServerProperties(port: number, controllerPort: number, dataDir: string): ServerProperties {
+  return {
+    'process.roles': 'broker,controller',
+    'node.id': BROKER_NODE_ID,
+    'listeners': `PLAINTEXT://${LOOPBACK}:${port},CONTROLLER://${LOOPBACK}:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://${LOOPBACK}:${port}`,
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'controller.listener.names': 'CONTROLLER',
+    'controller.quorum.bootstrap.servers': `${LOOPBACK}:${controllerPort}`,
+    'log.dirs': dataDir,
+    'num.partitions': 1,
+    'auto.create.topics.enable': false,
+    'offsets.topic.replication.factor': 1,
+    'offsets.topic.num.partitions': 1,
+    'transaction.state.log.replication.factor': 1,
+    'transaction.state.log.min.isr': 1,
+    'transaction.state.log.num.partitions': 1,
+    'share.coordinator.state.topic.replication.factor': 1,
+    'share.coordinator.state.topic.min.isr': 1,
+    'share.coordinator.state.topic.num.partitions': 1,
+    'group.initial.rebalance.delay.ms': 0,
+    // Records up to 2 MiB plus batch overhead; a request carries at most this much too.
+    'message.max.bytes': 4 * 1024 * 1024,
+    'replica.fetch.max.bytes': 4 * 1024 * 1024,
+    'socket.request.max.bytes': 100 * 1024 * 1024,
+  };
+}
+
+/** Start a broker and wait until it is ready. On failure the error quotes the end of its log. */
+export async function startKafka(options: StartKafkaOptions = {}): Promise<KafkaBroker> {
+  assertKafkaProvisioned();
+  const ownsWorkDir = options.workDir === undefined;
+  let workDir: string;
+  if (options.workDir === undefined) {
+    await fs.promises.mkdir(RUN_DIR, { recursive: true });
+    workDir = await fs.promises.mkdtemp(path.join(RUN_DIR, 'kafka-'));
+  } else {
+    workDir = path.resolve(options.workDir);
+    await fs.promises.mkdir(workDir, { recursive: true });
+  }
+  const dataDir = path.join(workDir, 'data');
+  const logFile = path.join(workDir, 'kafka.log');
+  const propertiesFile = path.join(workDir, 'server.properties');
+  const log4j2File = path.join(workDir, 'log4j2.xml');
+
+  const [port, controllerPort] = (await freePorts(2)) as [number, number];
+  const properties = { ...defaultServerProperties(port, controllerPort, dataDir), ...options.extraServerProperties };
+  await fs.promises.writeFile(propertiesFile, formatProperties(properties));
+  await fs.promises.writeFile(log4j2File, brokerLog4j2(logFile));
+
+  const clusterId = newClusterId();
+  const format = await runKafkaTool('kafka.tools.StorageTool', ['format', '--standalone', '--ignore-formatted', '-t', clusterId, '-c', propertiesFile], { timeoutMs: 60_000 });
+  if (format.code !== 0) {
+    throw new Error(`kafka: formatting storage in ${dataDir} failed (StorageTool exited with code ${format.code}):\n${format.stderr}${format.stdout}`);
+  }
+
+  const broker = await spawnManaged({
+    name: 'kafka',
+    command: 'java',
+    args: [
+      '-Xmx512m',
+      '-XX:+UseG1GC',
+      '-Djava.awt.headless=true',
+      `-Dlog4j2.configurationFile=${log4j2File}`,
+      '-cp', classpath(),
+      'kafka.Kafka', propertiesFile,
+    ],
+    logFile,
+    cwd: workDir,
+  });
+  try {
+    await broker.waitForLog(READY_LINE, options.startTimeoutMs ?? 90_000);
+  } catch (err) {
+    await broker.stop(0);
+    throw err;
+  }
+
+  const bootstrap = `${LOOPBACK}:${port}`;
+  let stopped: Promise<void> | undefined;
+  return {
+    bootstrap,
+    host: LOOPBACK,
+    port,
+    controllerPort,
+    pid: broker.pid,
+    clusterId,
+    workDir,
+    logFile,
+    stop() {
+      stopped ??= (async () => {
+        await broker.stop(15_000);
+        if (ownsWorkDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+    createTopics: (names, partitions = 1) => createTopics(bootstrap, names, partitions),
+  };
+}
+
+/** Through the Kafka protocol with kafkajs: far quicker than starting a JVM for TopicCommand. */
+async function createTopics(bootstrap: string, names: readonly string[], partitions: number): Promise<void> {
+  if (names.length === 0) return;
+  const kafka = new Kafka({ clientId: 'tollgate-harness-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.createTopics({
+      topics: names.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
+  } catch (err) {
+    throw new Error(`kafka: creating topics ${names.join(', ')} (${partitions} partition(s)) on ${bootstrap} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface RunKafkaToolOptions {
+  /** Default 60 s; past it the tool is killed and the call rejects. */
+  readonly timeoutMs?: number;
+  /** Fed to the tool's stdin (ConsoleProducer reads records from it, one per line). */
+  readonly input?: string;
+  /** Heap for the tool's JVM. Default 256m. */
+  readonly maxHeap?: string;
+}
+
+/**
+ * Run one of Kafka's tool classes (`org.apache.kafka.tools.ConsoleProducer`,
+ * `org.apache.kafka.tools.consumer.ConsoleConsumer`, `org.apache.kafka.tools.TopicCommand`,
+ * `kafka.tools.StorageTool`, ...) to completion. Resolves with its exit status and output whatever the exit code;
+ * the tool's own logging goes to stderr at WARN (scripts/kafka/tools-log4j2.xml).
+ */
+export async function runKafkaTool(mainClass: string, args: readonly string[], options: RunKafkaToolOptions = {}): Promise<CommandResult> {
+  assertKafkaProvisioned();
+  return runCommand('java', [
+    `-Xmx${options.maxHeap ?? '256m'}`,
+    // Tools live for seconds: the C1 compiler alone starts faster and that is all they need.
+    '-XX:TieredStopAtLevel=1',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${KAFKA_TOOLS_LOG4J2}`,
+    '-cp', classpath(),
+    mainClass, ...args,
+  ], { timeoutMs: options.timeoutMs ?? 60_000, ...(options.input !== undefined ? { input: options.input } : {}) });
+}
