@@ -16,7 +16,9 @@ import { loadUpstreamCredentials } from './http/credentials.ts';
 import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
 import { createExtProcHandler } from './http/extproc.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
-import { createIdentity } from './identity/runtime.ts';
+import { apiKeyName } from './kafka/protocol/api-keys.ts';
+import { Authenticator } from './identity/authenticator.ts';
+import type { OidcVerifierOptions } from './identity/oidc.ts';
 import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
@@ -28,7 +30,7 @@ export interface RunningServer {
   readonly adminAddress: { host: string; port: number };
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Resolves once every configured identity provider has loaded its keys (or rejects on the first failure). */
+  /** Resolves once every configured identity provider was tried once (see /readyz for which are ready). */
   readonly identityReady: Promise<void>;
   /** Stops accepting, lets open streams finish up to the configured drain timeout, then closes everything. */
   drain(): Promise<{ forced: boolean }>;
@@ -37,6 +39,21 @@ export interface RunningServer {
 export interface ServerOptions {
   readonly logger?: Logger;
   readonly audit?: AuditSink;
+}
+
+function oidcOptions(o: Config['identity']['oidc'][number]): OidcVerifierOptions {
+  return {
+    issuer: o.issuer,
+    audiences: [...o.audiences],
+    groupsClaim: o.groupsClaim,
+    subjectClaim: o.subjectClaim,
+    algorithms: [...o.algorithms],
+    clockToleranceSeconds: Math.round(o.clockTolerance / 1000),
+    ...(o.discoveryUrl ? { discoveryUrl: o.discoveryUrl } : {}),
+    jwksRefreshCooldownMs: o.jwksRefreshCooldown,
+    jwksMaxAgeMs: o.jwksMaxAge,
+    tokenCacheMax: o.tokenCacheSize,
+  };
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {
@@ -57,13 +74,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const audit = options.audit ?? createLogAuditSink(logger);
   const policy = compilePolicy(config.rules);
   const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
-  const identity = createIdentity(config.identity, {
+  const identity = new Authenticator({
+    oidc: config.identity.oidc.map(oidcOptions),
     logger,
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
 
   const authz = createAuthzHandler({
-    authenticate: identity.authenticateHeader,
+    authenticate: (header) => identity.authenticateHeader(header),
     policy: () => policy,
     credentials: () => credentials,
     audit,
@@ -84,7 +102,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     hooks: {
       onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
       onConnectionClose: () => metrics.kafkaConnections.dec(),
-      onFrame: (direction, apiKey) => metrics.kafkaFrames.inc({ direction, api: String(apiKey) }),
+      onFrame: (direction, apiKey) => metrics.kafkaFrames.inc({ direction, api: apiKeyName(apiKey) }),
     },
   });
   const health = createHealthService();
@@ -115,15 +133,18 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   const grpcAddress = address.startsWith('unix:') ? address : `${splitHostPort(address).host}:${boundPort}`;
 
-  const identityReady = identity.start().catch((err: Error) => {
-    logger.error({ err: err.message }, 'identity provider not ready; requests are refused until it is');
-    throw err;
-  });
-  identityReady.catch(() => { /* reported through readiness and the log */ });
+  // Resolves once every issuer was tried; one that failed keeps retrying in the background and shows in /readyz.
+  const identityReady = identity.start();
 
   const checks = (): ReadinessCheck[] => [
     { name: 'grpc', check: () => ({ ok: true, detail: grpcAddress }) },
-    ...identity.readiness(),
+    ...identity.health().map((h): ReadinessCheck => ({
+      name: `oidc ${h.issuer}`,
+      check: () => {
+        const now = identity.verifier(h.issuer)?.health() ?? h;
+        return now.ready ? { ok: true, detail: `${now.kids.length} keys` } : { ok: false, detail: now.lastError ?? 'keys not loaded yet' };
+      },
+    })),
   ];
   const adminAt = splitHostPort(config.server.admin.address);
   let admin: AdminServer;
@@ -149,7 +170,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         }, config.server.drainTimeout);
         server.tryShutdown(() => { clearTimeout(timer); resolve(false); });
       });
-      identity.stop();
+      identity.close();
       await admin.close();
       logger.info({ forced }, 'drained');
       return { forced };
