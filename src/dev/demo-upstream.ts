@@ -41,6 +41,13 @@ export async function startDemoUpstream(opts: { port?: number; host?: string; to
     const caller = { subject: req.headers['x-tollgate-subject'] ?? null, groups: req.headers['x-tollgate-groups'] ?? null };
     if (path === '/api/customers') json(200, { customers: DEMO_CUSTOMERS, caller });
     else if (path === '/api/whoami') json(200, caller);
+    else if (path === '/api/bulk') {
+      // A large body in many chunks, so the streamed ext_proc path is exercised across chunk boundaries.
+      const count = Math.min(Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n') ?? '1000') || 0, 200_000);
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      for (let i = 0; i < count; i++) res.write(JSON.stringify({ seq: i, email: `user${i}@example.com`, card: '4111111111111111' }) + '\n');
+      res.end();
+    }
     else if (path.startsWith('/admin/')) json(200, { admin: true, path, caller });
     else json(404, { error: `no route ${path}` });
   });
