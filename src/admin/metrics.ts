@@ -10,7 +10,7 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
   const reg = { registers: [registry] };
   return {
     registry,

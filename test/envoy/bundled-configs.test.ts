@@ -1,0 +1,64 @@
+/**
+ * Every bootstrap in envoy/ is accepted by the pinned Envoy binary (`envoy --mode validate`) once its placeholders
+ * are filled, and so is the merged bootstrap the quickstart runs.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ensureEnvoy } from '../../scripts/provision.ts';
+import { renderTemplate, validateEnvoyConfig } from '../../scripts/lib/envoy.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { renderStackEnvoy } from '../../scripts/lib/stack.ts';
+
+const ENVOY_DIR = path.join(REPO_ROOT, 'envoy');
+const configs = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml'));
+
+/** Test values for every placeholder a bundled config may use; a new placeholder must be added here. */
+const VALUES = {
+  ENVOY_ADMIN_PORT: 19000, HTTP_LISTENER_PORT: 10000, KAFKA_LISTENER_PORT: 19092,
+  TOLLGATE_HOST: '127.0.0.1', TOLLGATE_PORT: 19001, UPSTREAM_HOST: '127.0.0.1', UPSTREAM_PORT: 18081,
+  BROKER_HOST: '127.0.0.1', BROKER_PORT: 19093,
+};
+
+before(async () => { await ensureEnvoy(); });
+
+test('envoy/ holds the HTTP edge and the Kafka bootstraps', () => {
+  assert.deepEqual(configs.sort(), ['http-edge.yaml', 'kafka.yaml']);
+});
+
+for (const file of configs) {
+  test(`envoy/${file} passes envoy --mode validate`, async () => {
+    const rendered = renderTemplate(fs.readFileSync(path.join(ENVOY_DIR, file), 'utf8'), VALUES);
+    const output = await validateEnvoyConfig(rendered);
+    assert.match(output, /OK/);
+  });
+}
+
+test('the HTTP edge runs ext_authz, then ext_proc, then the router, all fail-closed', () => {
+  const doc = YAML.parse(renderTemplate(fs.readFileSync(path.join(ENVOY_DIR, 'http-edge.yaml'), 'utf8'), VALUES));
+  const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name),
+    ['envoy.filters.http.ext_authz', 'envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  for (const f of hcm.http_filters.slice(0, 2)) assert.equal(f.typed_config.failure_mode_allow, false, f.name);
+  assert.equal(hcm.http_filters[1].typed_config.processing_mode.response_body_mode, 'FULL_DUPLEX_STREAMED');
+  assert.equal(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close'], true);
+});
+
+test('the Kafka listener runs network ext_proc fail-closed before tcp_proxy', () => {
+  const doc = YAML.parse(renderTemplate(fs.readFileSync(path.join(ENVOY_DIR, 'kafka.yaml'), 'utf8'), VALUES));
+  const filters = doc.static_resources.listeners[0].filter_chains[0].filters;
+  assert.deepEqual(filters.map((f: { name: string }) => f.name), ['envoy.filters.network.ext_proc', 'envoy.filters.network.tcp_proxy']);
+  assert.equal(filters[0].typed_config.failure_mode_allow, false);
+});
+
+test('the quickstart\'s merged bootstrap (both listeners, one tollgate cluster) passes envoy --mode validate', async () => {
+  const merged = renderStackEnvoy(
+    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000 },
+    { host: '127.0.0.1', port: 19093 }, 18081);
+  const doc = YAML.parse(merged);
+  assert.deepEqual(doc.static_resources.listeners.map((l: { name: string }) => l.name), ['http_edge', 'kafka']);
+  assert.deepEqual(doc.static_resources.clusters.map((c: { name: string }) => c.name), ['tollgate', 'upstream', 'kafka_broker']);
+  assert.match(await validateEnvoyConfig(merged), /OK/);
+});
