@@ -73,7 +73,7 @@ const HealthClient = grpc.makeGenericClientConstructor(healthService, 'Health');
 
 function openStream(socket: string) {
   const client = new NetworkClient(`unix:${socket}`, grpc.credentials.createInsecure());
-  const call = client['Process']() as grpc.ClientDuplexStream<unknown, { read_data: { data: Buffer } | null }>;
+  const call = client['Process']!() as grpc.ClientDuplexStream<unknown, { read_data: { data: Buffer } | null }>;
   const replies: Array<{ read_data: { data: Buffer } | null }> = [];
   const waiters: Array<() => void> = [];
   call.on('data', (r) => { replies.push(r); waiters.shift()?.(); });
@@ -96,7 +96,7 @@ test('serve on a Unix socket: health SERVING, /healthz, /readyz and /metrics on 
   try {
     const health = new HealthClient(`unix:${s.socket}`, grpc.credentials.createInsecure());
     const check = (service: string) => new Promise<unknown>((resolve) => {
-      health['Check']({ service }, (err: grpc.ServiceError | null, res: unknown) => resolve(err ? err.code : res));
+      health['Check']!({ service }, (err: grpc.ServiceError | null, res: unknown) => resolve(err ? err.code : res));
     });
     assert.deepEqual(await check(''), { status: 'SERVING' });
     assert.deepEqual(await check('envoy.service.network_ext_proc.v3.NetworkExternalProcessor'), { status: 'SERVING' });
