@@ -146,4 +146,7 @@ test('a frame larger than the limit closes the connection before anything reache
   assert.ok(record, 'an audit record kafka.frame.too_large');
   assert.equal(record.path, 'kafka');
   assert.equal(record.details?.['size'], 200 * 1024 * 1024);
+  // Envoy's connection attributes name the connection in the record.
+  assert.equal(record.connection?.['source.port'], socket.localPort);
+  assert.equal(typeof record.connection?.['connection.id'], 'number');
 });

@@ -1,0 +1,95 @@
+/**
+ * `npm start` is the main job: the quickstart comes up on its fixed ports with the bundled config, a token minted by
+ * `tollgate token` works with curl-like HTTP through Envoy, kafkajs works through Envoy's Kafka listener, and Ctrl-C
+ * stops everything it started.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { REPO_ROOT, RUN_DIR } from '../../scripts/lib/paths.ts';
+import { isProcessAlive, runCommand, spawnManaged, type ManagedProcess } from '../../scripts/lib/process.ts';
+
+const STATE = path.join(REPO_ROOT, '.tollgate', 'quickstart.json');
+const FIXED_PORTS = [10000, 19092, 18080, 19001, 19901, 19000];
+
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+let quickstart: ManagedProcess;
+
+before(async () => {
+  for (const port of FIXED_PORTS) {
+    if (await portInUse(port)) throw new Error(`127.0.0.1:${port} is in use: the quickstart needs its fixed ports (is \`npm start\` already running?)`);
+  }
+  quickstart = await spawnManaged({
+    name: 'quickstart', command: process.execPath, args: [path.join(REPO_ROOT, 'scripts', 'quickstart.ts')],
+    cwd: REPO_ROOT, logFile: path.join(RUN_DIR, `quickstart-test-${process.pid}.log`),
+  });
+  await quickstart.waitForLog(/tollgate quickstart is up/, 120_000);
+});
+after(async () => { await quickstart?.stop(); });
+
+test('the state file names every address and process, on the documented ports', () => {
+  const state = JSON.parse(fs.readFileSync(STATE, 'utf8'));
+  assert.equal(state.issuer, 'http://127.0.0.1:18080');
+  assert.equal(state.http, 'http://127.0.0.1:10000');
+  assert.equal(state.kafka, '127.0.0.1:19092');
+  for (const name of ['quickstart', 'tollgate', 'envoy', 'kafka']) assert.ok(isProcessAlive(state.pids[name]), `${name} runs`);
+  const printed = fs.readFileSync(quickstart.logFile, 'utf8');
+  assert.match(printed, /TOKEN=\$\(npm run -s tollgate -- token --sub alice --groups analysts\)/);
+});
+
+test('the issuer\'s discovery document names its token endpoint', async () => {
+  const doc = await (await fetch('http://127.0.0.1:18080/.well-known/openid-configuration')).json() as Record<string, unknown>;
+  assert.equal(doc['issuer'], 'http://127.0.0.1:18080');
+  assert.equal(doc['token_endpoint'], 'http://127.0.0.1:18080/token');
+});
+
+test('a token from `tollgate token` passes Envoy on the HTTP listener; the admin route stays closed to analysts', async () => {
+  const minted = await runCommand(process.execPath, [path.join(REPO_ROOT, 'src', 'cli.ts'), 'token', '--sub', 'alice', '--groups', 'analysts'], { cwd: REPO_ROOT });
+  assert.equal(minted.code, 0, minted.stderr);
+  const token = minted.stdout.trim();
+  const ok = await fetch('http://127.0.0.1:10000/api/customers', { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(ok.status, 200);
+  assert.equal(((await ok.json()) as { caller: { subject: string } }).caller.subject, 'alice');
+  assert.equal((await fetch('http://127.0.0.1:10000/admin/users', { headers: { authorization: `Bearer ${token}` } })).status, 403);
+  assert.equal((await fetch('http://127.0.0.1:10000/api/customers')).status, 401);
+});
+
+test('kafkajs produces to and consumes from the quickstart topics through Envoy on 19092', async () => {
+  const kafka = new Kafka({ clientId: 'quickstart-test', brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  assert.deepEqual((await admin.listTopics()).filter((t) => !t.startsWith('__')).sort(), ['admin.audit-config', 'orders', 'payments']);
+  await admin.disconnect();
+  const value = JSON.stringify({ order: 42, card: { number: '4111111111111111' }, email: 'ada@example.com' });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: 'payments', messages: [{ key: 'p-42', value }] });
+  await producer.disconnect();
+  const consumer = kafka.consumer({ groupId: `quickstart-test-${Date.now()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'payments', fromBeginning: true });
+  const got = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no message within 30 s')), 30_000);
+    void consumer.run({ eachMessage: async ({ message }) => { clearTimeout(timer); resolve(message.value!.toString()); } });
+  });
+  await consumer.disconnect();
+  assert.equal(got, value);
+});
+
+test('Ctrl-C stops everything the quickstart started and removes its state file', async () => {
+  const state = JSON.parse(fs.readFileSync(STATE, 'utf8'));
+  quickstart.signal('SIGINT');
+  assert.deepEqual(await quickstart.exited, { code: 0, signal: null });
+  for (const name of ['tollgate', 'envoy', 'kafka']) assert.equal(isProcessAlive(state.pids[name]), false, `${name} stopped`);
+  assert.equal(fs.existsSync(STATE), false);
+  for (const port of FIXED_PORTS) assert.equal(await portInUse(port), false, `port ${port} released`);
+});
