@@ -133,6 +133,7 @@ test('a client half-close reaches the broker, which then closes the connection',
 
 test('a frame larger than the limit closes the connection before anything reaches the broker, and is audited', async () => {
   const socket = await connect();
+  const localPort = socket.localPort;
   const closed = collectUntilClose(socket, 15_000);
   // A size prefix of 200 MiB (over the 100 MiB default) followed by the start of a header.
   socket.write(Buffer.concat([int32(200 * 1024 * 1024), Buffer.from([0, 18, 0, 0])]));
@@ -147,6 +148,6 @@ test('a frame larger than the limit closes the connection before anything reache
   assert.equal(record.path, 'kafka');
   assert.equal(record.details?.['size'], 200 * 1024 * 1024);
   // Envoy's connection attributes name the connection in the record.
-  assert.equal(record.connection?.['source.port'], socket.localPort);
+  assert.equal(record.connection?.['source.port'], localPort);
   assert.equal(typeof record.connection?.['connection.id'], 'number');
 });
