@@ -1,0 +1,33 @@
+/**
+ * @module kafka/protocol/error-codes
+ * The Kafka error codes tollgate itself answers with. Numbers are Kafka's (org.apache.kafka.common.protocol.Errors);
+ * named here so no code carries a bare number.
+ */
+export const KafkaError = {
+  NONE: 0,
+  UNKNOWN_SERVER_ERROR: -1,
+  UNKNOWN_TOPIC_OR_PARTITION: 3,
+  TOPIC_AUTHORIZATION_FAILED: 29,
+  GROUP_AUTHORIZATION_FAILED: 30,
+  CLUSTER_AUTHORIZATION_FAILED: 31,
+  UNSUPPORTED_SASL_MECHANISM: 33,
+  ILLEGAL_SASL_STATE: 34,
+  UNSUPPORTED_VERSION: 35,
+  INVALID_REQUEST: 42,
+  POLICY_VIOLATION: 44,
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 53,
+  SASL_AUTHENTICATION_FAILED: 58,
+  INVALID_RECORD: 87,
+  UNKNOWN_TOPIC_ID: 100,
+} as const;
+
+export type KafkaErrorName = keyof typeof KafkaError;
+export type KafkaErrorCode = (typeof KafkaError)[KafkaErrorName];
+
+const NAMES = new Map<number, string>(Object.entries(KafkaError).map(([name, code]) => [code, name]));
+
+/** `TOPIC_AUTHORIZATION_FAILED (29)` for logs and audit records; unknown codes print as their number. */
+export function kafkaErrorName(code: number): string {
+  const name = NAMES.get(code);
+  return name === undefined ? `error ${code}` : `${name} (${code})`;
+}
