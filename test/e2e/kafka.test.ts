@@ -124,6 +124,18 @@ test('a request written one byte at a time, and two requests in one write, get t
   socket.destroy();
 });
 
+test('a frame held incomplete for longer than Envoy\'s message timeout (5 s) keeps the connection open', async () => {
+  const socket = await connect();
+  const reader = frameReader(socket);
+  const frame = apiVersionsRequest(7100);
+  socket.write(frame.subarray(0, 10));
+  // tollgate answers each partial read with an empty reply; without it Envoy would close the connection at 5 s.
+  await new Promise((r) => setTimeout(r, 6_000));
+  socket.write(frame.subarray(10));
+  assert.equal((await reader.next()).readInt32BE(4), 7100);
+  socket.destroy();
+});
+
 test('a client half-close reaches the broker, which then closes the connection', async () => {
   const socket = await connect();
   const closed = collectUntilClose(socket, 15_000);
