@@ -5,6 +5,9 @@
  */
 import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.ts';
+import { DETECTOR_NAMES } from '../masking/detectors.ts';
+import { compileJsonPath } from '../masking/json-path.ts';
+import { parseStrategy } from '../masking/strategies.ts';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
@@ -81,6 +84,20 @@ const ruleMatch = z.object({
   }).strict().optional().meta({ description: 'Matches Kafka requests only (enforced by the Kafka policy work).' }),
 }).strict();
 
+const strategy = z.string().refine((s) => { try { parseStrategy(s); return true; } catch { return false; } },
+  'expected a mask strategy: redact, keep-first-N, keep-last-N, hash or null');
+
+const maskSpec = z.object({
+  fields: z.record(z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } },
+    'expected a JSON path such as $.card.number, $.items[*].email, $.data.* or $..email'), strategy)
+    .optional().meta({ description: 'JSON path → strategy (redact, keep-first-N, keep-last-N, hash, null).' }),
+  detectors: z.array(z.enum(DETECTOR_NAMES)).optional()
+    .meta({ description: 'Detectors run over every string value (or the whole text when the body is not JSON).' }),
+  detectorStrategy: strategy.default('redact').meta({ description: 'How detector findings are replaced.' }),
+  onUndecodable: z.enum(['pass', 'redact', 'fail']).default('redact')
+    .meta({ description: 'A body that should be JSON but is not: pass it (detectors still run over its text), replace it, or fail the response.' }),
+}).strict().refine((m) => m.fields !== undefined || m.detectors !== undefined, 'expected `fields`, `detectors` or both');
+
 const rule = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
     .meta({ description: 'Appears in denials, metrics and audit records.' }),
@@ -89,8 +106,13 @@ const rule = z.object({
   unless: z.object(principalMatch).strict()
     .refine((u) => Object.keys(u).length > 0, 'expected at least one of subject, group, issuer (an empty unless exempts everyone)')
     .optional().meta({ description: 'The rule does not apply to these principals.' }),
-  effect: z.enum(['allow', 'deny']).meta({ description: 'First matching rule wins; no match is a deny.' }),
-}).strict();
+  effect: z.enum(['allow', 'deny']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny.' }),
+  mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
+}).strict().superRefine((r, ctx) => {
+  if ((r.effect === undefined) === (r.mask === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule) or `mask` (a masking rule)' });
+  }
+});
 
 const port = z.number().int().min(1).max(65535);
 
@@ -128,6 +150,11 @@ export const configSchema = z.object({
   identity: z.object({
     oidc: z.array(oidcIssuer).default([]).meta({ description: 'Trusted OIDC issuers; a token is verified by the one named in its `iss`.' }),
   }).strict().prefault({}),
+  masking: z.object({
+    hashKey: secretSource.optional().meta({ description: 'Key of the `hash` strategy (HMAC-SHA-256).' }),
+    maxBufferBytes: z.number().int().positive().default(8 * 1024 * 1024)
+      .meta({ description: 'Most bytes held for one incomplete unit (document, line, event) while masking a stream.' }),
+  }).strict().prefault({}),
   http: z.object({
     upstreamCredentials: z.array(upstreamCredential).default([])
       .meta({ description: 'On allow, the first matching entry replaces the caller credential with one tollgate holds.' }),
@@ -157,6 +184,7 @@ export const configSchema = z.object({
 
 export type Config = z.output<typeof configSchema>;
 export type RuleConfig = Config['rules'][number];
+export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];

@@ -9,17 +9,30 @@ import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { RuleConfig } from '../config/schema.ts';
 import { compilePatterns, type Matcher } from './glob.ts';
+import { compileMaskPlan, type MaskPlan } from '../masking/mask.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
 interface CompiledRule {
   readonly name: string;
   readonly applies: Condition;
-  readonly decision: Decision;
 }
+
+interface AccessRule extends CompiledRule { readonly decision: Decision }
+
+/** A masking rule's plan, named so masked responses and metrics can say which rules applied. */
+export interface NamedMaskPlan {
+  readonly rule: string;
+  readonly plan: MaskPlan;
+  readonly onUndecodable: 'pass' | 'redact' | 'fail';
+}
+
+interface MaskRule extends CompiledRule { readonly mask: NamedMaskPlan }
 
 export interface PolicyEngine {
   decide(principal: Principal, action: Action): Decision;
+  /** Every masking rule that applies, in config order (all of them apply, one after the other). */
+  masks(principal: Principal, action: Action): readonly NamedMaskPlan[];
   readonly ruleNames: readonly string[];
 }
 
@@ -51,7 +64,7 @@ function field(matcher: Matcher | undefined, pick: (a: Action) => string | undef
   };
 }
 
-function compileRule(rule: RuleConfig): CompiledRule {
+function compileCondition(rule: RuleConfig): Condition {
   const conds = principalConditions(rule.match);
   const { http, kafka } = rule.match;
   if (http) {
@@ -85,18 +98,32 @@ function compileRule(rule: RuleConfig): CompiledRule {
   }
   const matches = all(conds);
   const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
-  const applies: Condition = exempt ? (p, a) => matches(p, a) && !exempt(p, a) : matches;
-  const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
-  return { name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) };
+  return exempt ? (p, a) => matches(p, a) && !exempt(p, a) : matches;
 }
 
 export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
-  const compiled = rules.map(compileRule);
+  const access: AccessRule[] = [];
+  const masking: MaskRule[] = [];
+  for (const rule of rules) {
+    const applies = compileCondition(rule);
+    if (rule.effect !== undefined) {
+      const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
+      access.push({ name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) });
+    } else if (rule.mask !== undefined) {
+      const { onUndecodable, ...spec } = rule.mask;
+      masking.push({ name: rule.name, applies, mask: Object.freeze({ rule: rule.name, plan: compileMaskPlan(spec), onUndecodable }) });
+    }
+  }
   return {
-    ruleNames: compiled.map((r) => r.name),
+    ruleNames: rules.map((r) => r.name),
     decide(principal, action) {
-      for (const r of compiled) if (r.applies(principal, action)) return r.decision;
+      for (const r of access) if (r.applies(principal, action)) return r.decision;
       return DEFAULT_DENY;
+    },
+    masks(principal, action) {
+      const out: NamedMaskPlan[] = [];
+      for (const r of masking) if (r.applies(principal, action)) out.push(r.mask);
+      return out;
     },
   };
 }
