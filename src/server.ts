@@ -15,6 +15,7 @@ import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
 import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
 import { createExtProcHandler } from './http/extproc.ts';
+import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
 import { apiKeyName } from './kafka/protocol/api-keys.ts';
 import { Authenticator } from './identity/authenticator.ts';
@@ -93,7 +94,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     },
   });
-  const extProc = createExtProcHandler({ logger, hooks: { onStream: () => metrics.grpcStreams.inc({ service: 'ext_proc' }) } });
+  const maskContext = loadMaskContext(config.masking);
+  const extProc = createExtProcHandler({
+    logger,
+    policy: () => policy,
+    maskContext: () => maskContext,
+    maxBufferBytes: config.masking.maxBufferBytes,
+    hooks: {
+      onStream: () => metrics.grpcStreams.inc({ service: 'ext_proc' }),
+      onMasked: (rules, tally) => {
+        for (const [detector, count] of Object.entries(tally)) metrics.maskedValues.inc({ path: 'http', detector }, count);
+        for (const rule of rules) metrics.decisions.inc({ service: 'ext_proc', effect: 'mask', rule });
+      },
+    },
+  });
   const networkExtProc = createNetworkExtProcHandler({
     logger,
     audit,

@@ -30,6 +30,10 @@ export function createMetrics() {
       name: 'tollgate_jwks_fetches_total', help: 'JWKS fetches by issuer and result.',
       labelNames: ['issuer', 'result'] as const, ...reg,
     }),
+    maskedValues: new Counter({
+      name: 'tollgate_masked_values_total', help: 'Values masked, by path and detector (`field` for JSON-path rules).',
+      labelNames: ['path', 'detector'] as const, ...reg,
+    }),
     kafkaConnections: new Gauge({ name: 'tollgate_kafka_connections', help: 'Open Kafka connections.', ...reg }),
     kafkaConnectionsTotal: new Counter({ name: 'tollgate_kafka_connections_total', help: 'Kafka connections seen.', ...reg }),
     kafkaFrames: new Counter({

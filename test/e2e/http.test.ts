@@ -90,12 +90,29 @@ test('a path no rule allows is denied by default', async () => {
   assert.deepEqual(await res.json(), { error: 'forbidden', reason: 'no rule allows this request', rule: null });
 });
 
-test('a large streamed body passes through ext_proc intact', async () => {
+test('a large NDJSON body streams through ext_proc complete, every line masked for analysts, unmasked for admins', async () => {
   const res = await get('/api/bulk?n=40000', await clientToken('analyst-app'));
   assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-tollgate-masked'), 'mask-customer-data-for-analysts');
   const lines = (await res.text()).trimEnd().split('\n');
   assert.equal(lines.length, 40000);
-  lines.forEach((line, i) => assert.equal(JSON.parse(line).seq, i));
+  lines.forEach((line, i) => assert.deepEqual(JSON.parse(line), { seq: i, email: '[REDACTED]', card: '[REDACTED]' }));
+
+  const admin = await get('/api/bulk?n=3', await clientToken('platform-admin'));
+  assert.equal(admin.headers.get('x-tollgate-masked'), null);
+  assert.deepEqual(JSON.parse((await admin.text()).split('\n')[2]!), { seq: 2, email: 'user2@example.com', card: '4111111111111111' });
+});
+
+test('customer JSON is masked for analysts: card numbers keep their last 4 digits, emails are redacted', async () => {
+  const res = await get('/api/customers', await clientToken('analyst-app'));
+  assert.equal(res.status, 200);
+  const body = await res.json() as { customers: Array<{ email: string; card: { number: string; expiry: string } }> };
+  assert.deepEqual(body.customers.map((c) => [c.email, c.card.number, c.card.expiry]), [
+    ['[REDACTED]', '************1111', '12/29'],
+    ['[REDACTED]', '************5559', '03/28'],
+  ]);
+  const metrics = await (await fetch(`${stack.adminUrl}/metrics`)).text();
+  assert.match(metrics, /tollgate_masked_values_total\{path="http",detector="email"\} [1-9]/);
 });
 
 test('decisions are audited and counted', async () => {
