@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { compilePolicy } from './policy/engine.ts';
-import { loadUpstreamCredentials, SecretError } from './http/credentials.ts';
+import { loadUpstreamCredentials } from './http/credentials.ts';
+import { SecretError } from './config/secrets.ts';
+import { loadMaskContext } from './masking/context.ts';
 
 const USAGE = `usage:
   tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener
@@ -33,7 +35,10 @@ function configArgs(args: string[]): { file: string; secrets: boolean } {
 function checkConfig(file: string, secrets = true) {
   const config = loadConfigFile(file);
   compilePolicy(config.rules);
-  if (secrets) loadUpstreamCredentials(config.http.upstreamCredentials);
+  if (secrets) {
+    loadUpstreamCredentials(config.http.upstreamCredentials);
+    loadMaskContext(config.masking);
+  }
   return config;
 }
 
