@@ -13,12 +13,15 @@
  *   UNKNOWN_TOPIC_OR_PARTITION, instead of silently racing an auto-created topic's leader election.
  * Anything can be overridden with `extraServerProperties`.
  *
+ * With `sasl`, the client listener is SASL_PLAINTEXT instead (see `saslServerProperties`).
+ *
  * Needs the jars from `node scripts/provision.ts kafka` and `java` (17+) on PATH.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import type { SASLOptions } from 'kafkajs';
 import { KAFKA_LIBS_DIR, KAFKA_TOOLS_LOG4J2, KAFKA_VERSION, RUN_DIR } from './paths.ts';
 import { freePorts, LOOPBACK } from './ports.ts';
 import { runCommand, spawnManaged } from './process.ts';
@@ -33,6 +36,28 @@ export interface StartKafkaOptions {
   readonly extraServerProperties?: ServerProperties;
   /** How long to wait for `Kafka Server started`. Default 90 s (a cold JVM on a busy 2-core machine). */
   readonly startTimeoutMs?: number;
+  /** Make the client listener SASL_PLAINTEXT with these users and mechanisms. Absent: PLAINTEXT, as before. */
+  readonly sasl?: KafkaSaslOptions;
+}
+
+/**
+ * OAUTHBEARER uses Kafka's built-in *unsecured* validator (accepts unsigned JWTs, alg "none", with `sub` and
+ * `exp`): for tests of the wire format only. It cannot be the first mechanism (the inter-broker one).
+ */
+export type KafkaSaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'OAUTHBEARER';
+
+export interface KafkaSaslUser {
+  /** Letters, digits, '.', '_' or '-' (it becomes part of a JAAS option name, `user_<name>`). */
+  readonly name: string;
+  /** Printable ASCII without '"', '\\' or ',' (quoted in JAAS; ',' separates StorageTool's --add-scram fields). */
+  readonly password: string;
+}
+
+export interface KafkaSaslOptions {
+  /** At least one. The first also authenticates the harness's own admin client (createTopics). */
+  readonly users: readonly KafkaSaslUser[];
+  /** Default `['PLAIN', 'SCRAM-SHA-512']`. Every user gets credentials for every mechanism listed. */
+  readonly mechanisms?: readonly KafkaSaslMechanism[];
 }
 
 export interface KafkaBroker {
@@ -41,6 +66,8 @@ export interface KafkaBroker {
   readonly host: string;
   readonly port: number;
   readonly controllerPort: number;
+  /** Security protocol of the client listener at `bootstrap`: `SASL_PLAINTEXT` when started with `sasl`. */
+  readonly securityProtocol: 'PLAINTEXT' | 'SASL_PLAINTEXT';
   readonly pid: number;
   readonly clusterId: string;
   readonly workDir: string;
@@ -143,6 +170,60 @@ function defaultServerProperties(port: number, controllerPort: number, dataDir: 
   };
 }
 
+const SASL_LISTENER = 'SASL_PLAINTEXT';
+const DEFAULT_SASL_MECHANISMS: readonly KafkaSaslMechanism[] = ['PLAIN', 'SCRAM-SHA-512'];
+
+function saslMechanisms(sasl: KafkaSaslOptions): readonly KafkaSaslMechanism[] {
+  const mechanisms = sasl.mechanisms ?? DEFAULT_SASL_MECHANISMS;
+  if (mechanisms.length === 0) throw new Error('kafka: sasl.mechanisms must list at least one mechanism');
+  if (sasl.users.length === 0) throw new Error('kafka: sasl.users must list at least one user');
+  if (mechanisms[0] === 'OAUTHBEARER') throw new Error('kafka: OAUTHBEARER cannot be the first (inter-broker) SASL mechanism: list PLAIN or SCRAM first');
+  for (const { name, password } of sasl.users) {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`kafka: SASL user name ${JSON.stringify(name)}: expected letters, digits, '.', '_' or '-'`);
+    if (!/^[\x21-\x7e]+$/.test(password) || /["\\,]/.test(password)) {
+      throw new Error(`kafka: password of SASL user ${name}: expected printable ASCII without spaces, '"', '\\' or ','`);
+    }
+  }
+  return mechanisms;
+}
+
+/**
+ * The client listener becomes SASL_PLAINTEXT (also used as the inter-broker listener, with the first user and the
+ * first mechanism): PLAIN users come from `user_<name>="<password>"` options of the listener's PlainLoginModule,
+ * SCRAM users from credentials StorageTool writes into the metadata log at format time (`scramFormatArgs`).
+ * The controller listener stays PLAINTEXT: no authorizer is configured, so the broker reaching its own controller
+ * as ANONYMOUS is fine (with StandardAuthorizer it would have to be SASL too, see notes/real-components.md).
+ */
+function saslServerProperties(sasl: KafkaSaslOptions, port: number, controllerPort: number): ServerProperties {
+  const mechanisms = saslMechanisms(sasl);
+  const [first] = sasl.users as [KafkaSaslUser];
+  const prefix = `listener.name.${SASL_LISTENER.toLowerCase()}`;
+  const properties: Record<string, string> = {
+    'listeners': `${SASL_LISTENER}://${LOOPBACK}:${port},CONTROLLER://${LOOPBACK}:${controllerPort}`,
+    'advertised.listeners': `${SASL_LISTENER}://${LOOPBACK}:${port}`,
+    'listener.security.protocol.map': `${SASL_LISTENER}:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT`,
+    'inter.broker.listener.name': SASL_LISTENER,
+    'sasl.enabled.mechanisms': mechanisms.join(','),
+    'sasl.mechanism.inter.broker.protocol': mechanisms[0]!,
+  };
+  for (const mechanism of mechanisms) {
+    const own = `username="${first.name}" password="${first.password}"`;
+    properties[`${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`] = mechanism === 'PLAIN'
+      ? `org.apache.kafka.common.security.plain.PlainLoginModule required ${own} ${sasl.users.map((u) => `user_${u.name}="${u.password}"`).join(' ')};`
+      : mechanism === 'OAUTHBEARER'
+        ? `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="${first.name}";`
+        : `org.apache.kafka.common.security.scram.ScramLoginModule required ${own};`;
+  }
+  return properties;
+}
+
+/** `--add-scram 'SCRAM-SHA-512=[name="<n>",password="<p>"]'` per SCRAM mechanism and user (quotes are stripped by the tool). */
+function scramFormatArgs(sasl: KafkaSaslOptions): string[] {
+  return saslMechanisms(sasl)
+    .filter((mechanism) => mechanism === 'SCRAM-SHA-256' || mechanism === 'SCRAM-SHA-512')
+    .flatMap((mechanism) => sasl.users.flatMap((u) => ['--add-scram', `${mechanism}=[name="${u.name}",password="${u.password}"]`]));
+}
+
 /** Start a broker and wait until it is ready. On failure the error quotes the end of its log. */
 export async function startKafka(options: StartKafkaOptions = {}): Promise<KafkaBroker> {
   assertKafkaProvisioned();
@@ -161,12 +242,16 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   const log4j2File = path.join(workDir, 'log4j2.xml');
 
   const [port, controllerPort] = (await freePorts(2)) as [number, number];
-  const properties = { ...defaultServerProperties(port, controllerPort, dataDir), ...options.extraServerProperties };
+  const properties = {
+    ...defaultServerProperties(port, controllerPort, dataDir),
+    ...(options.sasl !== undefined ? saslServerProperties(options.sasl, port, controllerPort) : {}),
+    ...options.extraServerProperties,
+  };
   await fs.promises.writeFile(propertiesFile, formatProperties(properties));
   await fs.promises.writeFile(log4j2File, brokerLog4j2(logFile));
 
   const clusterId = newClusterId();
-  const format = await runKafkaTool('kafka.tools.StorageTool', ['format', '--standalone', '--ignore-formatted', '-t', clusterId, '-c', propertiesFile], { timeoutMs: 60_000 });
+  const format = await runKafkaTool('kafka.tools.StorageTool', ['format', '--standalone', '--ignore-formatted', '-t', clusterId, '-c', propertiesFile, ...(options.sasl !== undefined ? scramFormatArgs(options.sasl) : [])], { timeoutMs: 60_000 });
   if (format.code !== 0) {
     throw new Error(`kafka: formatting storage in ${dataDir} failed (StorageTool exited with code ${format.code}):\n${format.stderr}${format.stdout}`);
   }
@@ -199,6 +284,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
     host: LOOPBACK,
     port,
     controllerPort,
+    securityProtocol: options.sasl !== undefined ? 'SASL_PLAINTEXT' : 'PLAINTEXT',
     pid: broker.pid,
     clusterId,
     workDir,
@@ -210,14 +296,23 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       })();
       return stopped;
     },
-    createTopics: (names, partitions = 1) => createTopics(bootstrap, names, partitions),
+    createTopics: (names, partitions = 1) => createTopics(bootstrap, names, partitions, options.sasl !== undefined ? harnessSasl(options.sasl) : undefined),
   };
 }
 
+/** kafkajs credentials for the harness's admin client: the first user, with the first mechanism. */
+function harnessSasl(sasl: KafkaSaslOptions): SASLOptions {
+  const [user] = sasl.users as [KafkaSaslUser];
+  const mechanism = saslMechanisms(sasl)[0]!;
+  const credentials = { username: user.name, password: user.password };
+  if (mechanism === 'PLAIN') return { mechanism: 'plain', ...credentials };
+  return { mechanism: mechanism === 'SCRAM-SHA-256' ? 'scram-sha-256' : 'scram-sha-512', ...credentials };
+}
+
 /** Through the Kafka protocol with kafkajs: far quicker than starting a JVM for TopicCommand. */
-async function createTopics(bootstrap: string, names: readonly string[], partitions: number): Promise<void> {
+async function createTopics(bootstrap: string, names: readonly string[], partitions: number, sasl?: SASLOptions): Promise<void> {
   if (names.length === 0) return;
-  const kafka = new Kafka({ clientId: 'tollgate-harness-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'tollgate-harness-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING, ...(sasl !== undefined ? { sasl } : {}) });
   const admin = kafka.admin();
   try {
     await admin.connect();
