@@ -89,6 +89,16 @@ export class ByteReader {
     this.offset += bytes;
   }
 
+  /** Throws `FrameError('<section>_truncated')` unless `bytes` more bytes follow the offset (for readers built on this one). */
+  need(bytes: number, field: string): void {
+    this.#need(bytes, field);
+  }
+
+  /** A `FrameError('<section>_invalid')` for `field` at the current offset (for readers built on this one). */
+  invalid(field: string, what: string): FrameError {
+    return this.#invalid(field, what);
+  }
+
   #need(bytes: number, field: string): void {
     const end = this.offset + bytes;
     if (end <= this.buf.length) return;
