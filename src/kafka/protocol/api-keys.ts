@@ -7,6 +7,10 @@
  * `clients/src/main/resources/common/message/*Request.json` (Kafka 4.1 line). A later issue generates codecs,
  * and this table with them, from those specs; until then keep edits here to facts checked against the specs.
  * Key 74 is named ListConfigResources since Kafka 4.1 (ListClientMetricsResources before).
+ *
+ * The generated table (generated/api-table.ts, from the specs themselves) is checked against this one by
+ * test/kafka/protocol/generator.test.ts. Keys 4–7 (LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown)
+ * have no valid version in Kafka 4's specs; their flexible versions here are facts of the releases before.
  */
 
 export interface ApiKeyInfo {
