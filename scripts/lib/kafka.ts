@@ -80,7 +80,7 @@ export interface KafkaBroker {
 }
 
 /** The readiness line KafkaRaftServer logs once every listener accepts requests. */
-const READY_LINE = /Kafka Server started/;
+export const READY_LINE = /Kafka Server started/;
 const BROKER_NODE_ID = 1;
 
 /** Throws with the fix if the jars are not there. */
@@ -91,7 +91,7 @@ export function assertKafkaProvisioned(): void {
 }
 
 /** `-cp` value: a literal `*`, expanded by Java itself (we never go through a shell). */
-function classpath(): string {
+export function classpath(): string {
   return `${KAFKA_LIBS_DIR}/*`;
 }
 
@@ -99,7 +99,7 @@ function classpath(): string {
  * A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22 characters), as Kafka's Uuid prints
  * them. Kafka's own generator avoids a leading '-' so the id cannot be mistaken for a command-line flag; so do we.
  */
-function newClusterId(): string {
+export function newClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
@@ -122,7 +122,7 @@ function escapeXml(text: string): string {
 }
 
 /** Without an explicit configuration file log4j2 only shows errors, so the broker gets one that logs INFO to the log file. */
-function brokerLog4j2(logFile: string): string {
+export function brokerLog4j2(logFile: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -141,7 +141,7 @@ function brokerLog4j2(logFile: string): string {
 `;
 }
 
-function defaultServerProperties(port: number, controllerPort: number, dataDir: string): ServerProperties {
+export function defaultServerProperties(port: number, controllerPort: number, dataDir: string): ServerProperties {
   return {
     'process.roles': 'broker,controller',
     'node.id': BROKER_NODE_ID,
