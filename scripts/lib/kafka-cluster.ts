@@ -1,0 +1,316 @@
+/**
+ * @module scripts/lib/kafka-cluster
+ * A real, throwaway multi-node KRaft cluster for tests: every node is broker and controller at once, all of them
+ * voters of one controller quorum, each its own JVM on free 127.0.0.1 ports, with data, config and log in a per-run
+ * folder under RUN_DIR. Built on the single-broker harness (scripts/lib/kafka.ts): same jars, same defaults, same
+ * readiness line.
+ *
+ * Three listeners per node:
+ * - `PLAINTEXT` (`port`): the client listener. Its advertised address is the node's own unless `advertised` names
+ *   another one (tests point each broker at its own Envoy listener, so clients come back through the proxy).
+ * - `INTERNAL` (`internalPort`): inter-broker replication, always advertised at the node itself, so replication never
+ *   goes through a proxy under test. The harness's own admin traffic (readiness, createTopics) uses it too: it works
+ *   before any proxy is up.
+ * - `CONTROLLER` (`controllerPort`): the Raft quorum.
+ *
+ * Quorum: dynamic (KIP-853), like the single-node harness. `controller.quorum.bootstrap.servers` lists every node's
+ * controller endpoint and each node is formatted with the same `--initial-controllers id@host:port:directoryId,...`
+ * (Kafka 4.1's StorageTool refuses `--standalone` for more than one voter, and `--no-initial-controllers` would leave
+ * the quorum without voters). The directory ids are ours: random Uuids that each node's `format` writes into its
+ * meta.properties, so the voter set and the disks agree from the first start. The static alternative
+ * (`controller.quorum.voters`, formatted without a controller flag) works as well but is the deprecated form and
+ * would diverge from the single-node harness.
+ *
+ * Sizing for the 2-core / 24 GiB machines: `-Xmx512m` per node and internal topics with replication factor
+ * min(3, brokers) and one partition per broker (group and transaction coordinators spread over the nodes, without
+ * the cost of 50 offset partitions with three replicas each).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import {
+  assertKafkaProvisioned,
+  brokerLog4j2,
+  classpath,
+  defaultServerProperties,
+  formatProperties,
+  newClusterId,
+  READY_LINE,
+  runKafkaTool,
+} from './kafka.ts';
+import type { ServerProperties } from './kafka.ts';
+import { RUN_DIR } from './paths.ts';
+import { freePorts, LOOPBACK } from './ports.ts';
+import { spawnManaged } from './process.ts';
+import type { ManagedProcess } from './process.ts';
+
+export interface StartKafkaClusterOptions {
+  /** How many nodes, each broker and controller (a voter). Default 3; 1 to 5. */
+  readonly brokers?: number;
+  /** Folder for every node's config, data and log (`node-<id>/`). Default: a new folder under RUN_DIR. */
+  readonly workDir?: string;
+  /**
+   * The `host:port` node `nodeId` (1-based) advertises on its client listener; `undefined` keeps its own address.
+   * Called once per node before anything starts.
+   */
+  readonly advertised?: (nodeId: number) => string | undefined;
+  /** Merged over the defaults on every node (after the cluster's own settings). */
+  readonly extraServerProperties?: ServerProperties;
+  /** How long to wait for all nodes to be ready. Default 120 s (three cold JVMs on two cores). */
+  readonly startTimeoutMs?: number;
+  /** JVM options instead of the default ones (heap and GC); for measurements. */
+  readonly jvmOptions?: readonly string[];
+}
+
+export interface KafkaClusterNode {
+  readonly nodeId: number;
+  readonly host: string;
+  /** Client listener (PLAINTEXT); what it advertises is `advertisedAddress`. */
+  readonly port: number;
+  /** Inter-broker listener (INTERNAL), always advertised at itself. */
+  readonly internalPort: number;
+  readonly controllerPort: number;
+  /** `host:port` this node's client listener advertises. */
+  readonly advertisedAddress: string;
+  readonly pid: number;
+  readonly workDir: string;
+  /** Everything the node logged (log4j2 at INFO) and printed. */
+  readonly logFile: string;
+}
+
+export interface KafkaCluster {
+  readonly nodes: readonly KafkaClusterNode[];
+  /** Every node's client listener (`127.0.0.1:<port>,...`): clients bootstrap here, then follow what is advertised. */
+  readonly bootstrap: string;
+  /** Every node's inter-broker listener: always direct, whatever the client listeners advertise. */
+  readonly internalBootstrap: string;
+  readonly clusterId: string;
+  readonly workDir: string;
+  /**
+   * Stop every node (SIGTERM, SIGKILL after 10 s), in parallel, and delete their data (not configs and logs).
+   * Takes ~6 s: the last quorum leader waits out Raft's 5 s graceful-resignation timeout, its voters being gone.
+   * Idempotent.
+   */
+  stop(): Promise<void>;
+  /**
+   * Create topics through the inter-broker listener and wait for their leaders; existing topics are left as they are.
+   * Default 1 partition, replication factor min(3, brokers).
+   */
+  createTopics(names: readonly string[], partitions?: number, replicationFactor?: number): Promise<void>;
+}
+
+const MAX_BROKERS = 5;
+const CLIENT_LISTENER = 'PLAINTEXT';
+const INTERNAL_LISTENER = 'INTERNAL';
+const CONTROLLER_LISTENER = 'CONTROLLER';
+/**
+ * Measured on the 2-core machine, three nodes started in parallel until the metadata lists all of them (two runs
+ * each): G1 (the JVM default) 9.2–12.1 s, SerialGC 9.2–10.3 s, SerialGC + C1 only 6.3–6.4 s, G1 + C1 only 6.4–6.7 s.
+ * Three JVMs warming up on two cores spend their start in the JIT, and C1 alone (`-XX:TieredStopAtLevel=1`, as
+ * runKafkaTool does for the tools) cuts that by a third. The cost is peak throughput under sustained load, which
+ * functional tests do not need (bench/ measures against the single-node broker with the full JIT). SerialGC: no
+ * parallel GC threads competing for the two cores; it did not slow anything measured.
+ */
+const DEFAULT_JVM_OPTIONS: readonly string[] = ['-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'];
+const METADATA_POLL_MS = 200;
+
+interface PlannedNode {
+  readonly nodeId: number;
+  readonly port: number;
+  readonly internalPort: number;
+  readonly controllerPort: number;
+  readonly directoryId: string;
+  readonly advertisedAddress: string;
+  readonly workDir: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly propertiesFile: string;
+  readonly log4j2File: string;
+}
+
+function checkAddress(nodeId: number, address: string): string {
+  if (!/^[^\s:,/]+:\d{1,5}$/.test(address) || Number(address.slice(address.lastIndexOf(':') + 1)) > 65535) {
+    throw new Error(`startKafkaCluster: advertised(${nodeId}) returned ${JSON.stringify(address)}; expected "host:port"`);
+  }
+  return address;
+}
+
+/** The settings every node shares on top of the single-broker defaults, plus this node's identity and listeners. */
+function nodeProperties(node: PlannedNode, all: readonly PlannedNode[]): ServerProperties {
+  const replicas = Math.min(3, all.length);
+  const minIsr = Math.min(2, all.length);
+  return {
+    ...defaultServerProperties(node.port, node.controllerPort, node.dataDir),
+    'node.id': node.nodeId,
+    'listeners': [
+      `${CLIENT_LISTENER}://${LOOPBACK}:${node.port}`,
+      `${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
+      `${CONTROLLER_LISTENER}://${LOOPBACK}:${node.controllerPort}`,
+    ].join(','),
+    'advertised.listeners': `${CLIENT_LISTENER}://${node.advertisedAddress},${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
+    'listener.security.protocol.map': `${CLIENT_LISTENER}:PLAINTEXT,${INTERNAL_LISTENER}:PLAINTEXT,${CONTROLLER_LISTENER}:PLAINTEXT`,
+    'inter.broker.listener.name': INTERNAL_LISTENER,
+    'controller.listener.names': CONTROLLER_LISTENER,
+    'controller.quorum.bootstrap.servers': all.map((n) => `${LOOPBACK}:${n.controllerPort}`).join(','),
+    'default.replication.factor': replicas,
+    'offsets.topic.replication.factor': replicas,
+    'offsets.topic.num.partitions': all.length,
+    'transaction.state.log.replication.factor': replicas,
+    'transaction.state.log.min.isr': minIsr,
+    'transaction.state.log.num.partitions': all.length,
+    'share.coordinator.state.topic.replication.factor': replicas,
+    'share.coordinator.state.topic.min.isr': minIsr,
+    'share.coordinator.state.topic.num.partitions': all.length,
+  };
+}
+
+/** Start every node in parallel and wait until all are ready and the metadata lists each of them. */
+export async function startKafkaCluster(options: StartKafkaClusterOptions = {}): Promise<KafkaCluster> {
+  assertKafkaProvisioned();
+  const count = options.brokers ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_BROKERS) {
+    throw new Error(`startKafkaCluster: brokers must be an integer from 1 to ${MAX_BROKERS}, got ${count}`);
+  }
+  const started = Date.now();
+  const timeoutMs = options.startTimeoutMs ?? 120_000;
+  const ownsWorkDir = options.workDir === undefined;
+  let workDir: string;
+  if (options.workDir === undefined) {
+    await fs.promises.mkdir(RUN_DIR, { recursive: true });
+    workDir = await fs.promises.mkdtemp(path.join(RUN_DIR, 'kafka-cluster-'));
+  } else {
+    workDir = path.resolve(options.workDir);
+    await fs.promises.mkdir(workDir, { recursive: true });
+  }
+
+  const ports = await freePorts(3 * count);
+  const planned: PlannedNode[] = Array.from({ length: count }, (_, i) => {
+    const nodeId = i + 1;
+    const port = ports[3 * i]!;
+    const nodeDir = path.join(workDir, `node-${nodeId}`);
+    const advertised = options.advertised?.(nodeId);
+    return {
+      nodeId,
+      port,
+      internalPort: ports[3 * i + 1]!,
+      controllerPort: ports[3 * i + 2]!,
+      // Same shape as a cluster id: a Kafka Uuid in URL-safe base64.
+      directoryId: newClusterId(),
+      advertisedAddress: advertised === undefined ? `${LOOPBACK}:${port}` : checkAddress(nodeId, advertised),
+      workDir: nodeDir,
+      dataDir: path.join(nodeDir, 'data'),
+      logFile: path.join(nodeDir, 'kafka.log'),
+      propertiesFile: path.join(nodeDir, 'server.properties'),
+      log4j2File: path.join(nodeDir, 'log4j2.xml'),
+    };
+  });
+  const clusterId = newClusterId();
+  const initialControllers = planned.map((n) => `${n.nodeId}@${LOOPBACK}:${n.controllerPort}:${n.directoryId}`).join(',');
+
+  // Format all nodes at once: one short JVM each.
+  await Promise.all(planned.map(async (node) => {
+    await fs.promises.mkdir(node.workDir, { recursive: true });
+    await fs.promises.writeFile(node.propertiesFile, formatProperties({ ...nodeProperties(node, planned), ...options.extraServerProperties }));
+    await fs.promises.writeFile(node.log4j2File, brokerLog4j2(node.logFile));
+    const format = await runKafkaTool('kafka.tools.StorageTool', [
+      'format', '--ignore-formatted', '-t', clusterId, '-c', node.propertiesFile, '--initial-controllers', initialControllers,
+    ], { timeoutMs: 60_000 });
+    if (format.code !== 0) {
+      throw new Error(`kafka cluster: formatting node ${node.nodeId} in ${node.dataDir} failed (StorageTool exited with code ${format.code}):\n${format.stderr}${format.stdout}`);
+    }
+  }));
+
+  const processes: ManagedProcess[] = [];
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      // All at once: stopping one by one would have the last nodes wait for a quorum that is already gone.
+      await Promise.all(processes.map((p) => p.stop(10_000)));
+      if (ownsWorkDir) await Promise.all(planned.map((n) => fs.promises.rm(n.dataDir, { recursive: true, force: true })));
+    })();
+    return stopped;
+  };
+
+  try {
+    for (const node of planned) {
+      processes.push(await spawnManaged({
+        name: `kafka-${node.nodeId}`,
+        command: 'java',
+        args: [
+          ...(options.jvmOptions ?? DEFAULT_JVM_OPTIONS),
+          '-Djava.awt.headless=true',
+          `-Dlog4j2.configurationFile=${node.log4j2File}`,
+          '-cp', classpath(),
+          'kafka.Kafka', node.propertiesFile,
+        ],
+        logFile: node.logFile,
+        cwd: node.workDir,
+      }));
+    }
+    const remaining = () => Math.max(1, timeoutMs - (Date.now() - started));
+    await Promise.all(processes.map((p) => p.waitForLog(READY_LINE, remaining())));
+    const internalBootstrap = planned.map((n) => `${LOOPBACK}:${n.internalPort}`).join(',');
+    await waitForBrokers(internalBootstrap, count, started + timeoutMs);
+
+    return {
+      nodes: planned.map((node, i) => ({
+        nodeId: node.nodeId,
+        host: LOOPBACK,
+        port: node.port,
+        internalPort: node.internalPort,
+        controllerPort: node.controllerPort,
+        advertisedAddress: node.advertisedAddress,
+        pid: processes[i]!.pid,
+        workDir: node.workDir,
+        logFile: node.logFile,
+      })),
+      bootstrap: planned.map((n) => `${LOOPBACK}:${n.port}`).join(','),
+      internalBootstrap,
+      clusterId,
+      workDir,
+      stop,
+      createTopics: (names, partitions = 1, replicationFactor = Math.min(3, count)) =>
+        createTopics(internalBootstrap, names, partitions, replicationFactor),
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Until a Metadata answer lists `count` brokers (every node registered and unfenced), or the deadline. */
+async function waitForBrokers(bootstrap: string, count: number, deadline: number): Promise<void> {
+  let last = 'no answer yet';
+  for (;;) {
+    // A fresh client per attempt: kafkajs keeps connections to brokers it learnt from earlier answers.
+    const admin = new Kafka({ clientId: 'tollgate-harness-cluster', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+    try {
+      await admin.connect();
+      const { brokers } = await admin.describeCluster();
+      if (brokers.length === count) return;
+      last = `${brokers.length} broker(s): ${brokers.map((b) => b.nodeId).join(', ')}`;
+    } catch (err) {
+      last = (err as Error).message;
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    if (Date.now() >= deadline) throw new Error(`kafka cluster: metadata did not list ${count} brokers in time (last: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, METADATA_POLL_MS));
+  }
+}
+
+async function createTopics(bootstrap: string, names: readonly string[], partitions: number, replicationFactor: number): Promise<void> {
+  if (names.length === 0) return;
+  const admin = new Kafka({ clientId: 'tollgate-harness-admin', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    await admin.createTopics({
+      topics: names.map((topic) => ({ topic, numPartitions: partitions, replicationFactor })),
+      waitForLeaders: true,
+    });
+  } catch (err) {
+    throw new Error(`kafka cluster: creating topics ${names.join(', ')} (${partitions} partition(s), replication factor ${replicationFactor}) failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await admin.disconnect();
+  }
+}
