@@ -12,6 +12,10 @@
  *   goes through a proxy under test. The harness's own admin traffic (readiness, createTopics) uses it too: it works
  *   before any proxy is up.
  * - `CONTROLLER` (`controllerPort`): the Raft quorum.
+ * - `extraListeners`: more PLAINTEXT client listeners, each on its own port with its own advertised address. A client
+ *   stays on the listener it bootstrapped on (Kafka answers Metadata with the addresses of the listener the request
+ *   came in on), so one broker can serve several proxies side by side: bench/kafka-throughput.bench.ts compares the
+ *   direct path with three proxies that way, on one warm broker.
  *
  * Quorum: dynamic (KIP-853), like the single-node harness. `controller.quorum.bootstrap.servers` lists every node's
  * controller endpoint and each node is formatted with the same `--initial-controllers id@host:port:directoryId,...`
@@ -50,10 +54,13 @@ export interface StartKafkaClusterOptions {
   /** Folder for every node's config, data and log (`node-<id>/`). Default: a new folder under RUN_DIR. */
   readonly workDir?: string;
   /**
-   * The `host:port` node `nodeId` (1-based) advertises on its client listener; `undefined` keeps its own address.
-   * Called once per node before anything starts.
+   * The `host:port` node `nodeId` (1-based) advertises on client listener `listener` (`PLAINTEXT`, or one of
+   * `extraListeners`); `undefined` keeps the listener's own address. Called once per node and listener before
+   * anything starts.
    */
-  readonly advertised?: (nodeId: number) => string | undefined;
+  readonly advertised?: (nodeId: number, listener: string) => string | undefined;
+  /** Names of more client listeners (upper-case letters, digits, '_'), each on a free port of every node. */
+  readonly extraListeners?: readonly string[];
   /** Merged over the defaults on every node (after the cluster's own settings). */
   readonly extraServerProperties?: ServerProperties;
   /** How long to wait for all nodes to be ready. Default 120 s (three cold JVMs on two cores). */
@@ -72,10 +79,17 @@ export interface KafkaClusterNode {
   readonly controllerPort: number;
   /** `host:port` this node's client listener advertises. */
   readonly advertisedAddress: string;
+  /** The `extraListeners`, by name: where each listens and what it advertises. */
+  readonly extraListeners: Readonly<Record<string, ExtraListener>>;
   readonly pid: number;
   readonly workDir: string;
   /** Everything the node logged (log4j2 at INFO) and printed. */
   readonly logFile: string;
+}
+
+export interface ExtraListener {
+  readonly port: number;
+  readonly advertisedAddress: string;
 }
 
 export interface KafkaCluster {
@@ -108,8 +122,8 @@ const CONTROLLER_LISTENER = 'CONTROLLER';
  * each): G1 (the JVM default) 9.2–12.1 s, SerialGC 9.2–10.3 s, SerialGC + C1 only 6.3–6.4 s, G1 + C1 only 6.4–6.7 s.
  * Three JVMs warming up on two cores spend their start in the JIT, and C1 alone (`-XX:TieredStopAtLevel=1`, as
  * runKafkaTool does for the tools) cuts that by a third. The cost is peak throughput under sustained load, which
- * functional tests do not need (bench/ measures against the single-node broker with the full JIT). SerialGC: no
- * parallel GC threads competing for the two cores; it did not slow anything measured.
+ * functional tests do not need (bench/kafka-throughput.bench.ts passes the full JIT and G1 in `jvmOptions`).
+ * SerialGC: no parallel GC threads competing for the two cores; it did not slow anything measured.
  */
 const DEFAULT_JVM_OPTIONS: readonly string[] = ['-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'];
 const METADATA_POLL_MS = 200;
@@ -121,6 +135,7 @@ interface PlannedNode {
   readonly controllerPort: number;
   readonly directoryId: string;
   readonly advertisedAddress: string;
+  readonly extraListeners: Readonly<Record<string, ExtraListener>>;
   readonly workDir: string;
   readonly dataDir: string;
   readonly logFile: string;
@@ -128,17 +143,30 @@ interface PlannedNode {
   readonly log4j2File: string;
 }
 
-function checkAddress(nodeId: number, address: string): string {
+function advertisedAddress(options: StartKafkaClusterOptions, nodeId: number, listener: string, port: number): string {
+  const address = options.advertised?.(nodeId, listener);
+  if (address === undefined) return `${LOOPBACK}:${port}`;
   if (!/^[^\s:,/]+:\d{1,5}$/.test(address) || Number(address.slice(address.lastIndexOf(':') + 1)) > 65535) {
-    throw new Error(`startKafkaCluster: advertised(${nodeId}) returned ${JSON.stringify(address)}; expected "host:port"`);
+    throw new Error(`startKafkaCluster: advertised(${nodeId}, ${JSON.stringify(listener)}) returned ${JSON.stringify(address)}; expected "host:port"`);
   }
   return address;
+}
+
+function checkListenerNames(names: readonly string[]): void {
+  const reserved = [CLIENT_LISTENER, INTERNAL_LISTENER, CONTROLLER_LISTENER];
+  for (const name of names) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name) || reserved.includes(name)) {
+      throw new Error(`startKafkaCluster: extra listener ${JSON.stringify(name)}: expected upper-case letters, digits and '_', not one of ${reserved.join(', ')}`);
+    }
+  }
+  if (new Set(names).size !== names.length) throw new Error(`startKafkaCluster: extraListeners has duplicates: ${names.join(', ')}`);
 }
 
 /** The settings every node shares on top of the single-broker defaults, plus this node's identity and listeners. */
 function nodeProperties(node: PlannedNode, all: readonly PlannedNode[]): ServerProperties {
   const replicas = Math.min(3, all.length);
   const minIsr = Math.min(2, all.length);
+  const extras = Object.entries(node.extraListeners);
   return {
     ...defaultServerProperties(node.port, node.controllerPort, node.dataDir),
     'node.id': node.nodeId,
@@ -146,9 +174,15 @@ function nodeProperties(node: PlannedNode, all: readonly PlannedNode[]): ServerP
       `${CLIENT_LISTENER}://${LOOPBACK}:${node.port}`,
       `${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
       `${CONTROLLER_LISTENER}://${LOOPBACK}:${node.controllerPort}`,
+      ...extras.map(([name, l]) => `${name}://${LOOPBACK}:${l.port}`),
     ].join(','),
-    'advertised.listeners': `${CLIENT_LISTENER}://${node.advertisedAddress},${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
-    'listener.security.protocol.map': `${CLIENT_LISTENER}:PLAINTEXT,${INTERNAL_LISTENER}:PLAINTEXT,${CONTROLLER_LISTENER}:PLAINTEXT`,
+    'advertised.listeners': [
+      `${CLIENT_LISTENER}://${node.advertisedAddress}`,
+      `${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
+      ...extras.map(([name, l]) => `${name}://${l.advertisedAddress}`),
+    ].join(','),
+    'listener.security.protocol.map': [CLIENT_LISTENER, INTERNAL_LISTENER, CONTROLLER_LISTENER, ...extras.map(([name]) => name)]
+      .map((name) => `${name}:PLAINTEXT`).join(','),
     'inter.broker.listener.name': INTERNAL_LISTENER,
     'controller.listener.names': CONTROLLER_LISTENER,
     'controller.quorum.bootstrap.servers': all.map((n) => `${LOOPBACK}:${n.controllerPort}`).join(','),
@@ -183,20 +217,26 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
     await fs.promises.mkdir(workDir, { recursive: true });
   }
 
-  const ports = await freePorts(3 * count);
+  const extraNames = options.extraListeners ?? [];
+  checkListenerNames(extraNames);
+  const perNode = 3 + extraNames.length;
+  const ports = await freePorts(perNode * count);
   const planned: PlannedNode[] = Array.from({ length: count }, (_, i) => {
     const nodeId = i + 1;
-    const port = ports[3 * i]!;
+    const [port, internalPort, controllerPort, ...extraPorts] = ports.slice(perNode * i, perNode * (i + 1)) as [number, number, number, ...number[]];
     const nodeDir = path.join(workDir, `node-${nodeId}`);
-    const advertised = options.advertised?.(nodeId);
     return {
       nodeId,
       port,
-      internalPort: ports[3 * i + 1]!,
-      controllerPort: ports[3 * i + 2]!,
+      internalPort,
+      controllerPort,
       // Same shape as a cluster id: a Kafka Uuid in URL-safe base64.
       directoryId: newClusterId(),
-      advertisedAddress: advertised === undefined ? `${LOOPBACK}:${port}` : checkAddress(nodeId, advertised),
+      advertisedAddress: advertisedAddress(options, nodeId, CLIENT_LISTENER, port),
+      extraListeners: Object.fromEntries(extraNames.map((name, j) => {
+        const extraPort = extraPorts[j]!;
+        return [name, { port: extraPort, advertisedAddress: advertisedAddress(options, nodeId, name, extraPort) }];
+      })),
       workDir: nodeDir,
       dataDir: path.join(nodeDir, 'data'),
       logFile: path.join(nodeDir, 'kafka.log'),
@@ -260,6 +300,7 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
         internalPort: node.internalPort,
         controllerPort: node.controllerPort,
         advertisedAddress: node.advertisedAddress,
+        extraListeners: node.extraListeners,
         pid: processes[i]!.pid,
         workDir: node.workDir,
         logFile: node.logFile,

@@ -71,7 +71,11 @@ before(async () => {
   const ports = await freePorts(BROKERS);
   for (let nodeId = 1; nodeId <= BROKERS; nodeId++) forwarders.set(nodeId, await startForwarder(nodeId, ports[nodeId - 1]!));
   const started = Date.now();
-  cluster = await startKafkaCluster({ brokers: BROKERS, advertised: (nodeId) => `${LOOPBACK}:${forwarders.get(nodeId)!.port}` });
+  cluster = await startKafkaCluster({
+    brokers: BROKERS,
+    extraListeners: ['SIDE'],
+    advertised: (nodeId, listener) => (listener === 'PLAINTEXT' ? `${LOOPBACK}:${forwarders.get(nodeId)!.port}` : undefined),
+  });
   startMs = Date.now() - started;
   kafka = new Kafka({ clientId: 'harness-cluster-test', brokers: cluster.bootstrap.split(','), logLevel: logLevel.NOTHING });
 });
@@ -94,8 +98,8 @@ test('three nodes, each its own JVM on its own 127.0.0.1 ports, one cluster id',
   assert.equal(cluster.nodes.length, BROKERS);
   assert.deepEqual(cluster.nodes.map((n) => n.nodeId), [1, 2, 3]);
   assert.equal(new Set(cluster.nodes.map((n) => n.pid)).size, BROKERS);
-  const ports = cluster.nodes.flatMap((n) => [n.port, n.internalPort, n.controllerPort]);
-  assert.equal(new Set(ports).size, 3 * BROKERS, 'every listener has its own port');
+  const ports = cluster.nodes.flatMap((n) => [n.port, n.internalPort, n.controllerPort, n.extraListeners['SIDE']!.port]);
+  assert.equal(new Set(ports).size, 4 * BROKERS, 'every listener has its own port');
   assert.equal(cluster.bootstrap, cluster.nodes.map((n) => `127.0.0.1:${n.port}`).join(','));
   assert.match(cluster.clusterId, /^[A-Za-z0-9_-]{22}$/);
   for (const node of cluster.nodes) {
@@ -114,6 +118,19 @@ test('clients bootstrap on the client listeners and are sent to the advertised a
       brokers.map((b) => ({ nodeId: b.nodeId, address: `${b.host}:${b.port}` })).sort((a, b) => a.nodeId - b.nodeId),
       cluster.nodes.map((n) => ({ nodeId: n.nodeId, address: n.advertisedAddress })),
     );
+  } finally {
+    await admin.disconnect();
+  }
+});
+
+test('a client bootstrapping on an extra listener stays on it (its own address unless told otherwise)', async () => {
+  const side = cluster.nodes.map((n) => n.extraListeners['SIDE']!);
+  for (const l of side) assert.equal(l.advertisedAddress, `${LOOPBACK}:${l.port}`);
+  const admin = new Kafka({ clientId: 'harness-cluster-side', brokers: side.map((l) => l.advertisedAddress), logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    const { brokers } = await admin.describeCluster();
+    assert.deepEqual(brokers.map((b) => `${b.host}:${b.port}`).sort(), side.map((l) => l.advertisedAddress).sort());
   } finally {
     await admin.disconnect();
   }
