@@ -237,7 +237,7 @@ try {
   const clusterStart = Date.now();
   const cluster: KafkaCluster = await startKafkaCluster({
     brokers: 1,
-    workDir: path.join(workDir, 'kafka'),
+    // No workDir: a folder of the cluster's own, whose data (GBs after a run) stop() deletes.
     // Full JIT, as the single-broker harness and production run it: this broker carries the load.
     jvmOptions: ['-Xmx512m', '-XX:+UseG1GC'],
     extraListeners: Object.values(LISTENER),
@@ -248,7 +248,7 @@ try {
   });
   stops.push(() => cluster.stop());
   const broker = cluster.nodes[0]!;
-  console.error(`broker ready in ${Date.now() - clusterStart} ms (pid ${broker.pid})`);
+  console.error(`broker ready in ${Date.now() - clusterStart} ms (pid ${broker.pid}, log ${broker.logFile})`);
 
   const passthrough: ManagedProcess = await spawnManaged({
     name: 'passthrough',
