@@ -77,11 +77,12 @@ const ruleMatch = z.object({
   }).strict().optional().meta({ description: 'Matches HTTP requests only.' }),
   kafka: z.object({
     operation: z.union([z.enum(KAFKA_OPERATIONS), z.array(z.enum(KAFKA_OPERATIONS)).min(1)]).optional()
-      .meta({ description: 'produce, consume (fetch and offsets), describe (metadata), admin (topic, config, ACL changes).' }),
+      .meta({ description: 'produce, consume (fetch, offsets, group membership), describe (metadata, group and config listings), admin (topic, config, ACL changes). An allow rule for produce or consume on a topic also allows describing it, as a Kafka ACL for Write or Read implies Describe; deny rules match only the operations they list.' }),
     api: names.optional().meta({ description: 'Kafka API names, e.g. DeleteTopics.' }),
     topic: patterns.optional().meta({ description: 'Topic name.' }),
     group: patterns.optional().meta({ description: 'Consumer group id.' }),
-  }).strict().optional().meta({ description: 'Matches Kafka requests only (enforced by the Kafka policy work).' }),
+    transactionalId: patterns.optional().meta({ description: 'Transactional id of a transactional producer.' }),
+  }).strict().optional().meta({ description: 'Matches Kafka requests only. A condition on a field the request lacks (e.g. `topic` for a group API) does not match.' }),
 }).strict();
 
 const strategy = z.string().refine((s) => { try { parseStrategy(s); return true; } catch { return false; } },

@@ -22,7 +22,10 @@ export interface KafkaAction {
   readonly api: string;
   readonly operation: KafkaOperation;
   readonly topic?: string;
+  /** Consumer group id (group coordinator APIs, offset commits). */
   readonly group?: string;
+  /** Transactional id (transaction coordinator APIs). */
+  readonly transactionalId?: string;
 }
 
 export type Action = HttpAction | KafkaAction;

@@ -84,6 +84,9 @@ function compileCondition(rule: RuleConfig): Condition {
     const ops = toList(kafka.operation);
     if (ops) {
       const set = new Set<KafkaOperation>(ops);
+      // Kafka's authorizer: Read or Write on a resource implies Describe. Only an allow may widen; a deny on
+      // produce must not hide the topic from Metadata.
+      if (rule.effect === 'allow' && (set.has('produce') || set.has('consume'))) set.add('describe');
       conds.push((_p, a) => a.kind === 'kafka' && set.has(a.operation));
     }
     const apis = toList(kafka.api);
@@ -94,6 +97,7 @@ function compileCondition(rule: RuleConfig): Condition {
     for (const c of [
       field(compilePatterns(kafka.topic), (a) => (a.kind === 'kafka' ? a.topic : undefined)),
       field(compilePatterns(kafka.group), (a) => (a.kind === 'kafka' ? a.group : undefined)),
+      field(compilePatterns(kafka.transactionalId), (a) => (a.kind === 'kafka' ? a.transactionalId : undefined)),
     ]) if (c) conds.push(c);
   }
   const matches = all(conds);

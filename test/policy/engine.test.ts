@@ -75,3 +75,19 @@ test('an http rule never matches Kafka requests and a kafka rule never matches H
   assert.equal(policy.decide(who('bob'), { kind: 'kafka', api: 'DeleteTopics', operation: 'admin', topic: 'orders' }).rule, 'no-topic-deletion');
   assert.equal(policy.decide(who('alice', 'analysts'), get('/anything')).rule, 'http-all');
 });
+
+test('allowing produce or consume on a topic also allows describing it; a deny widens nothing', () => {
+  const policy = policyOf([
+    { name: 'no-admin-writes', match: { kafka: { operation: 'produce', topic: 'admin.*' } }, effect: 'deny' },
+    { name: 'writers', match: { group: 'writers', kafka: { operation: 'produce', topic: ['orders', 'admin.*'] } }, effect: 'allow' },
+    { name: 'txn', match: { kafka: { operation: 'produce', transactionalId: 'billing-*' } }, effect: 'allow' },
+  ]);
+  const describe = (topic: string): Action => ({ kind: 'kafka', api: 'Metadata', operation: 'describe', topic });
+  assert.equal(policy.decide(who('w', 'writers'), describe('orders')).rule, 'writers');
+  // The deny of produce on admin.* does not hide the topic: the allow further down still grants describe.
+  assert.equal(policy.decide(who('w', 'writers'), describe('admin.audit')).rule, 'writers');
+  assert.equal(policy.decide(who('w', 'writers'), { kind: 'kafka', api: 'Produce', operation: 'produce', topic: 'admin.audit' }).rule, 'no-admin-writes');
+  assert.equal(policy.decide(who('w', 'writers'), { kind: 'kafka', api: 'Fetch', operation: 'consume', topic: 'orders' }).effect, 'deny');
+  assert.equal(policy.decide(who('x'), { kind: 'kafka', api: 'InitProducerId', operation: 'produce', transactionalId: 'billing-1' }).rule, 'txn');
+  assert.equal(policy.decide(who('x'), { kind: 'kafka', api: 'InitProducerId', operation: 'produce', transactionalId: 'other' }).effect, 'deny');
+});
