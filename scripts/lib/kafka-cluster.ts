@@ -8,8 +8,11 @@
  * Three listeners per node:
  * - `PLAINTEXT` (`port`): the client listener. Its advertised address is the node's own unless `advertised` names
  *   another one (tests point each broker at its own Envoy listener, so clients come back through the proxy).
- * - `INTERNAL` (`internalPort`): inter-broker replication, always advertised at the node itself, so replication never
- *   goes through a proxy under test. The harness's own admin traffic (readiness, createTopics) uses it too: it works
+ *   With `sasl` it is named `SASL_PLAINTEXT` instead and speaks SASL_PLAINTEXT, as do the extra listeners; users and
+ *   mechanisms as in the single-broker harness (PLAIN users in the listeners' JAAS config, SCRAM credentials written
+ *   by StorageTool at format time, on every node).
+ * - `INTERNAL` (`internalPort`): inter-broker replication, always advertised at the node itself and always PLAINTEXT
+ *   (also with `sasl`), so replication never goes through a proxy under test. The harness's own admin traffic (readiness, createTopics) uses it too: it works
  *   before any proxy is up.
  * - `CONTROLLER` (`controllerPort`): the Raft quorum.
  * - `extraListeners`: more PLAINTEXT client listeners, each on its own port with its own advertised address. A client
@@ -38,11 +41,16 @@ import {
   classpath,
   defaultServerProperties,
   formatProperties,
+  harnessSasl,
   newClusterId,
   READY_LINE,
   runKafkaTool,
+  saslListenerProperties,
+  saslMechanisms,
+  scramFormatArgs,
 } from './kafka.ts';
-import type { ServerProperties } from './kafka.ts';
+import type { KafkaSaslOptions, ServerProperties } from './kafka.ts';
+import type { SASLOptions } from 'kafkajs';
 import { RUN_DIR } from './paths.ts';
 import { freePorts, LOOPBACK } from './ports.ts';
 import { spawnManaged } from './process.ts';
@@ -54,9 +62,9 @@ export interface StartKafkaClusterOptions {
   /** Folder for every node's config, data and log (`node-<id>/`). Default: a new folder under RUN_DIR. */
   readonly workDir?: string;
   /**
-   * The `host:port` node `nodeId` (1-based) advertises on client listener `listener` (`PLAINTEXT`, or one of
-   * `extraListeners`); `undefined` keeps the listener's own address. Called once per node and listener before
-   * anything starts.
+   * The `host:port` node `nodeId` (1-based) advertises on client listener `listener` (`PLAINTEXT`, or
+   * `SASL_PLAINTEXT` with `sasl`, or one of `extraListeners`); `undefined` keeps the listener's own address. Called
+   * once per node and listener before anything starts.
    */
   readonly advertised?: (nodeId: number, listener: string) => string | undefined;
   /** Names of more client listeners (upper-case letters, digits, '_'), each on a free port of every node. */
@@ -67,12 +75,17 @@ export interface StartKafkaClusterOptions {
   readonly startTimeoutMs?: number;
   /** JVM options instead of the default ones (heap and GC); for measurements. */
   readonly jvmOptions?: readonly string[];
+  /**
+   * Make every client listener (the main one, then named `SASL_PLAINTEXT`, and the extra ones) SASL_PLAINTEXT with
+   * these users and mechanisms. The inter-broker and controller listeners stay PLAINTEXT. Absent: PLAINTEXT.
+   */
+  readonly sasl?: KafkaSaslOptions;
 }
 
 export interface KafkaClusterNode {
   readonly nodeId: number;
   readonly host: string;
-  /** Client listener (PLAINTEXT); what it advertises is `advertisedAddress`. */
+  /** Client listener (`clientListener`); what it advertises is `advertisedAddress`. */
   readonly port: number;
   /** Inter-broker listener (INTERNAL), always advertised at itself. */
   readonly internalPort: number;
@@ -96,8 +109,14 @@ export interface KafkaCluster {
   readonly nodes: readonly KafkaClusterNode[];
   /** Every node's client listener (`127.0.0.1:<port>,...`): clients bootstrap here, then follow what is advertised. */
   readonly bootstrap: string;
-  /** Every node's inter-broker listener: always direct, whatever the client listeners advertise. */
+  /** Every node's inter-broker listener: always direct and PLAINTEXT, whatever the client listeners advertise. */
   readonly internalBootstrap: string;
+  /** Name of the client listener: `PLAINTEXT`, or `SASL_PLAINTEXT` with `sasl`. */
+  readonly clientListener: 'PLAINTEXT' | 'SASL_PLAINTEXT';
+  /** Security protocol of the client listeners (main and extra). */
+  readonly securityProtocol: 'PLAINTEXT' | 'SASL_PLAINTEXT';
+  /** kafkajs credentials of the first SASL user with the first mechanism, for the client listeners; absent without `sasl`. */
+  readonly clientSasl?: SASLOptions;
   readonly clusterId: string;
   readonly workDir: string;
   /**
@@ -115,6 +134,7 @@ export interface KafkaCluster {
 
 const MAX_BROKERS = 5;
 const CLIENT_LISTENER = 'PLAINTEXT';
+const SASL_CLIENT_LISTENER = 'SASL_PLAINTEXT';
 const INTERNAL_LISTENER = 'INTERNAL';
 const CONTROLLER_LISTENER = 'CONTROLLER';
 /**
@@ -141,6 +161,8 @@ interface PlannedNode {
   readonly logFile: string;
   readonly propertiesFile: string;
   readonly log4j2File: string;
+  /** `PLAINTEXT` or `SASL_PLAINTEXT`: name and security protocol of the client listener. */
+  readonly clientListener: 'PLAINTEXT' | 'SASL_PLAINTEXT';
 }
 
 function advertisedAddress(options: StartKafkaClusterOptions, nodeId: number, listener: string, port: number): string {
@@ -153,7 +175,7 @@ function advertisedAddress(options: StartKafkaClusterOptions, nodeId: number, li
 }
 
 function checkListenerNames(names: readonly string[]): void {
-  const reserved = [CLIENT_LISTENER, INTERNAL_LISTENER, CONTROLLER_LISTENER];
+  const reserved = [CLIENT_LISTENER, SASL_CLIENT_LISTENER, INTERNAL_LISTENER, CONTROLLER_LISTENER];
   for (const name of names) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(name) || reserved.includes(name)) {
       throw new Error(`startKafkaCluster: extra listener ${JSON.stringify(name)}: expected upper-case letters, digits and '_', not one of ${reserved.join(', ')}`);
@@ -163,26 +185,31 @@ function checkListenerNames(names: readonly string[]): void {
 }
 
 /** The settings every node shares on top of the single-broker defaults, plus this node's identity and listeners. */
-function nodeProperties(node: PlannedNode, all: readonly PlannedNode[]): ServerProperties {
+function nodeProperties(node: PlannedNode, all: readonly PlannedNode[], sasl: KafkaSaslOptions | undefined): ServerProperties {
   const replicas = Math.min(3, all.length);
   const minIsr = Math.min(2, all.length);
   const extras = Object.entries(node.extraListeners);
+  const client = node.clientListener;
+  const clientListeners = [client, ...extras.map(([name]) => name)];
   return {
     ...defaultServerProperties(node.port, node.controllerPort, node.dataDir),
     'node.id': node.nodeId,
     'listeners': [
-      `${CLIENT_LISTENER}://${LOOPBACK}:${node.port}`,
+      `${client}://${LOOPBACK}:${node.port}`,
       `${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
       `${CONTROLLER_LISTENER}://${LOOPBACK}:${node.controllerPort}`,
       ...extras.map(([name, l]) => `${name}://${LOOPBACK}:${l.port}`),
     ].join(','),
     'advertised.listeners': [
-      `${CLIENT_LISTENER}://${node.advertisedAddress}`,
+      `${client}://${node.advertisedAddress}`,
       `${INTERNAL_LISTENER}://${LOOPBACK}:${node.internalPort}`,
       ...extras.map(([name, l]) => `${name}://${l.advertisedAddress}`),
     ].join(','),
-    'listener.security.protocol.map': [CLIENT_LISTENER, INTERNAL_LISTENER, CONTROLLER_LISTENER, ...extras.map(([name]) => name)]
-      .map((name) => `${name}:PLAINTEXT`).join(','),
+    'listener.security.protocol.map': [
+      ...clientListeners.map((name) => `${name}:${client}`),
+      `${INTERNAL_LISTENER}:PLAINTEXT`,
+      `${CONTROLLER_LISTENER}:PLAINTEXT`,
+    ].join(','),
     'inter.broker.listener.name': INTERNAL_LISTENER,
     'controller.listener.names': CONTROLLER_LISTENER,
     'controller.quorum.bootstrap.servers': all.map((n) => `${LOOPBACK}:${n.controllerPort}`).join(','),
@@ -195,6 +222,7 @@ function nodeProperties(node: PlannedNode, all: readonly PlannedNode[]): ServerP
     'share.coordinator.state.topic.replication.factor': replicas,
     'share.coordinator.state.topic.min.isr': minIsr,
     'share.coordinator.state.topic.num.partitions': all.length,
+    ...(sasl !== undefined ? saslListenerProperties(sasl, clientListeners) : {}),
   };
 }
 
@@ -219,6 +247,10 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
 
   const extraNames = options.extraListeners ?? [];
   checkListenerNames(extraNames);
+  const sasl = options.sasl;
+  // Checks users and passwords before anything starts.
+  if (sasl !== undefined) saslMechanisms(sasl);
+  const clientListener = sasl !== undefined ? SASL_CLIENT_LISTENER : CLIENT_LISTENER;
   const perNode = 3 + extraNames.length;
   const ports = await freePorts(perNode * count);
   const planned: PlannedNode[] = Array.from({ length: count }, (_, i) => {
@@ -232,7 +264,7 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
       controllerPort,
       // Same shape as a cluster id: a Kafka Uuid in URL-safe base64.
       directoryId: newClusterId(),
-      advertisedAddress: advertisedAddress(options, nodeId, CLIENT_LISTENER, port),
+      advertisedAddress: advertisedAddress(options, nodeId, clientListener, port),
       extraListeners: Object.fromEntries(extraNames.map((name, j) => {
         const extraPort = extraPorts[j]!;
         return [name, { port: extraPort, advertisedAddress: advertisedAddress(options, nodeId, name, extraPort) }];
@@ -242,6 +274,7 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
       logFile: path.join(nodeDir, 'kafka.log'),
       propertiesFile: path.join(nodeDir, 'server.properties'),
       log4j2File: path.join(nodeDir, 'log4j2.xml'),
+      clientListener,
     };
   });
   const clusterId = newClusterId();
@@ -250,10 +283,11 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
   // Format all nodes at once: one short JVM each.
   await Promise.all(planned.map(async (node) => {
     await fs.promises.mkdir(node.workDir, { recursive: true });
-    await fs.promises.writeFile(node.propertiesFile, formatProperties({ ...nodeProperties(node, planned), ...options.extraServerProperties }));
+    await fs.promises.writeFile(node.propertiesFile, formatProperties({ ...nodeProperties(node, planned, sasl), ...options.extraServerProperties }));
     await fs.promises.writeFile(node.log4j2File, brokerLog4j2(node.logFile));
     const format = await runKafkaTool('kafka.tools.StorageTool', [
       'format', '--ignore-formatted', '-t', clusterId, '-c', node.propertiesFile, '--initial-controllers', initialControllers,
+      ...(sasl !== undefined ? scramFormatArgs(sasl) : []),
     ], { timeoutMs: 60_000 });
     if (format.code !== 0) {
       throw new Error(`kafka cluster: formatting node ${node.nodeId} in ${node.dataDir} failed (StorageTool exited with code ${format.code}):\n${format.stderr}${format.stdout}`);
@@ -307,6 +341,9 @@ export async function startKafkaCluster(options: StartKafkaClusterOptions = {}):
       })),
       bootstrap: planned.map((n) => `${LOOPBACK}:${n.port}`).join(','),
       internalBootstrap,
+      clientListener,
+      securityProtocol: clientListener,
+      ...(sasl !== undefined && { clientSasl: harnessSasl(sasl) }),
       clusterId,
       workDir,
       stop,

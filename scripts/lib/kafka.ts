@@ -173,7 +173,8 @@ export function defaultServerProperties(port: number, controllerPort: number, da
 const SASL_LISTENER = 'SASL_PLAINTEXT';
 const DEFAULT_SASL_MECHANISMS: readonly KafkaSaslMechanism[] = ['PLAIN', 'SCRAM-SHA-512'];
 
-function saslMechanisms(sasl: KafkaSaslOptions): readonly KafkaSaslMechanism[] {
+/** The mechanisms to enable, after checking users and passwords fit where they are written (JAAS, StorageTool). */
+export function saslMechanisms(sasl: KafkaSaslOptions): readonly KafkaSaslMechanism[] {
   const mechanisms = sasl.mechanisms ?? DEFAULT_SASL_MECHANISMS;
   if (mechanisms.length === 0) throw new Error('kafka: sasl.mechanisms must list at least one mechanism');
   if (sasl.users.length === 0) throw new Error('kafka: sasl.users must list at least one user');
@@ -188,37 +189,50 @@ function saslMechanisms(sasl: KafkaSaslOptions): readonly KafkaSaslMechanism[] {
 }
 
 /**
+ * The JAAS settings of one SASL_PLAINTEXT listener (`listener.name.<listener>.<mechanism>.sasl.jaas.config`) and the
+ * enabled mechanisms: PLAIN users come from `user_<name>="<password>"` options of the listener's PlainLoginModule,
+ * SCRAM users from credentials StorageTool writes into the metadata log at format time (`scramFormatArgs`). The
+ * login module's own username/password (the first user) is what the broker uses when this listener is also the
+ * inter-broker one.
+ */
+export function saslListenerProperties(sasl: KafkaSaslOptions, listeners: readonly string[]): Record<string, string> {
+  const mechanisms = saslMechanisms(sasl);
+  const [first] = sasl.users as [KafkaSaslUser];
+  const properties: Record<string, string> = { 'sasl.enabled.mechanisms': mechanisms.join(',') };
+  for (const listener of listeners) {
+    const prefix = `listener.name.${listener.toLowerCase()}`;
+    for (const mechanism of mechanisms) {
+      const own = `username="${first.name}" password="${first.password}"`;
+      properties[`${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`] = mechanism === 'PLAIN'
+        ? `org.apache.kafka.common.security.plain.PlainLoginModule required ${own} ${sasl.users.map((u) => `user_${u.name}="${u.password}"`).join(' ')};`
+        : mechanism === 'OAUTHBEARER'
+          ? `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="${first.name}";`
+          : `org.apache.kafka.common.security.scram.ScramLoginModule required ${own};`;
+    }
+  }
+  return properties;
+}
+
+/**
  * The client listener becomes SASL_PLAINTEXT (also used as the inter-broker listener, with the first user and the
- * first mechanism): PLAIN users come from `user_<name>="<password>"` options of the listener's PlainLoginModule,
- * SCRAM users from credentials StorageTool writes into the metadata log at format time (`scramFormatArgs`).
+ * first mechanism), see `saslListenerProperties`.
  * The controller listener stays PLAINTEXT: no authorizer is configured, so the broker reaching its own controller
  * as ANONYMOUS is fine (with StandardAuthorizer it would have to be SASL too, see notes/real-components.md).
  */
 function saslServerProperties(sasl: KafkaSaslOptions, port: number, controllerPort: number): ServerProperties {
   const mechanisms = saslMechanisms(sasl);
-  const [first] = sasl.users as [KafkaSaslUser];
-  const prefix = `listener.name.${SASL_LISTENER.toLowerCase()}`;
-  const properties: Record<string, string> = {
+  return {
     'listeners': `${SASL_LISTENER}://${LOOPBACK}:${port},CONTROLLER://${LOOPBACK}:${controllerPort}`,
     'advertised.listeners': `${SASL_LISTENER}://${LOOPBACK}:${port}`,
     'listener.security.protocol.map': `${SASL_LISTENER}:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT`,
     'inter.broker.listener.name': SASL_LISTENER,
-    'sasl.enabled.mechanisms': mechanisms.join(','),
     'sasl.mechanism.inter.broker.protocol': mechanisms[0]!,
+    ...saslListenerProperties(sasl, [SASL_LISTENER]),
   };
-  for (const mechanism of mechanisms) {
-    const own = `username="${first.name}" password="${first.password}"`;
-    properties[`${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`] = mechanism === 'PLAIN'
-      ? `org.apache.kafka.common.security.plain.PlainLoginModule required ${own} ${sasl.users.map((u) => `user_${u.name}="${u.password}"`).join(' ')};`
-      : mechanism === 'OAUTHBEARER'
-        ? `org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="${first.name}";`
-        : `org.apache.kafka.common.security.scram.ScramLoginModule required ${own};`;
-  }
-  return properties;
 }
 
 /** `--add-scram 'SCRAM-SHA-512=[name="<n>",password="<p>"]'` per SCRAM mechanism and user (quotes are stripped by the tool). */
-function scramFormatArgs(sasl: KafkaSaslOptions): string[] {
+export function scramFormatArgs(sasl: KafkaSaslOptions): string[] {
   return saslMechanisms(sasl)
     .filter((mechanism) => mechanism === 'SCRAM-SHA-256' || mechanism === 'SCRAM-SHA-512')
     .flatMap((mechanism) => sasl.users.flatMap((u) => ['--add-scram', `${mechanism}=[name="${u.name}",password="${u.password}"]`]));
@@ -301,7 +315,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
 }
 
 /** kafkajs credentials for the harness's admin client: the first user, with the first mechanism. */
-function harnessSasl(sasl: KafkaSaslOptions): SASLOptions {
+export function harnessSasl(sasl: KafkaSaslOptions): SASLOptions {
   const [user] = sasl.users as [KafkaSaslUser];
   const mechanism = saslMechanisms(sasl)[0]!;
   const credentials = { username: user.name, password: user.password };
