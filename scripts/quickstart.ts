@@ -1,16 +1,20 @@
 /**
  * @module scripts/quickstart
  * `npm start`: provisions what is missing, then runs the whole data path on 127.0.0.1 on the quickstart's fixed
- * ports with examples/quickstart.yaml, writes .tollgate/quickstart.json, and runs until Ctrl-C (or SIGTERM), when it
- * stops everything it started.
+ * ports with examples/quickstart.yaml, writes .tollgate/quickstart.json and a Java client config for the analyst
+ * (.tollgate/kafka-analyst.properties), and runs until Ctrl-C (or SIGTERM), when it stops everything it started.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
+import { javaOAuthClientProperties } from './lib/kafka.ts';
 import { QUICKSTART_CONFIG, startStack } from './lib/stack.ts';
-import { REPO_ROOT } from './lib/paths.ts';
+import { KAFKA_LIBS_DIR, REPO_ROOT } from './lib/paths.ts';
 
 export const STATE_FILE = path.join(REPO_ROOT, '.tollgate', 'quickstart.json');
+/** Java client settings for the analyst (client_credentials against the dev issuer), for Kafka's console tools. */
+export const ANALYST_CLIENT_PROPERTIES = path.join(REPO_ROOT, '.tollgate', 'kafka-analyst.properties');
+
 
 const log = (line: string) => process.stdout.write(`quickstart: ${line}\n`);
 
@@ -35,30 +39,51 @@ async function main(): Promise<void> {
     tokenEndpoint: stack.issuer.tokenEndpoint,
     http: stack.httpUrl,
     kafka: stack.kafkaBootstrap,
+    kafkaClientProperties: ANALYST_CLIENT_PROPERTIES,
     tollgate: { grpc: `127.0.0.1:${stack.ports.grpc}`, admin: stack.adminUrl, config: stack.tollgateConfigFile, log: path.join(stack.workDir, 'tollgate.log') },
     envoy: { admin: `http://127.0.0.1:${stack.ports.envoyAdmin}`, log: stack.envoy.logFile },
-    kafkaBroker: { internal: stack.kafka.bootstrap, log: stack.kafka.logFile },
+    kafkaBroker: { internal: stack.kafka.brokers[0]!.address, log: stack.kafka.brokers[0]!.logFile },
     demoUpstream: `http://127.0.0.1:${stack.upstream.port}`,
     topics: qs.topics,
-    pids: { quickstart: process.pid, tollgate: stack.tollgate.pid, envoy: stack.envoy.pid, kafka: stack.kafka.pid },
+    pids: { quickstart: process.pid, tollgate: stack.tollgate.pid, envoy: stack.envoy.pid, kafka: stack.kafka.brokers[0]!.pid },
   };
   fs.mkdirSync(path.dirname(STATE_FILE), { recursive: true });
   fs.writeFileSync(STATE_FILE, JSON.stringify(state, null, 2) + '\n');
+  const analyst = qs.issuer.clients.find((c) => c.groups.includes('analysts'));
+  if (analyst !== undefined) fs.writeFileSync(ANALYST_CLIENT_PROPERTIES, javaOAuthClientProperties(stack.issuer.tokenEndpoint, analyst.id, analyst.secret));
+  const relative = (file: string) => path.relative(process.cwd(), file) || '.';
 
   const clients = qs.issuer.clients.map((c) => `${c.id} (${c.groups.join(', ')})`).join(', ');
   process.stdout.write(`
 tollgate quickstart is up (state in ${path.relative(process.cwd(), STATE_FILE)}):
   HTTP through Envoy   ${stack.httpUrl}        GET /api/customers, /admin/*
-  Kafka through Envoy  ${stack.kafkaBootstrap}        topics: ${qs.topics.join(', ')}
+  Kafka through Envoy  ${stack.kafkaBootstrap}        SASL OAUTHBEARER (a token of the issuer below); topics: ${qs.topics.join(', ')}
   dev OIDC issuer      ${stack.issuer.issuer}   token endpoint ${stack.issuer.tokenEndpoint}
                        client_credentials clients (secret <id>-secret): ${clients}
   tollgate admin       ${stack.adminUrl}/readyz  /metrics
 
 Try:
-  TOKEN=$(npm run -s tollgate -- token --sub alice --groups analysts)
+  export TOKEN=$(npm run -s tollgate -- token --sub alice --groups analysts)
   curl -s -H "authorization: Bearer $TOKEN" ${stack.httpUrl}/api/customers
   curl -s -H "authorization: Bearer $TOKEN" ${stack.httpUrl}/admin/users      # 403: admin routes are admin-only
   curl -s ${stack.httpUrl}/api/customers                                      # 401: no token
+
+  # Kafka with kafkajs and the token above: analysts may produce to orders and consume with groups analytics-*
+  node --input-type=module -e "
+    import { Kafka } from 'kafkajs';
+    const kafka = new Kafka({ brokers: ['${stack.kafkaBootstrap}'],
+      sasl: { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: process.env.TOKEN }) } });
+    const producer = kafka.producer(); await producer.connect();
+    await producer.send({ topic: 'orders', messages: [{ value: 'hello from alice' }] }); await producer.disconnect();
+    const consumer = kafka.consumer({ groupId: 'analytics-try' }); await consumer.connect();
+    await consumer.subscribe({ topic: 'orders', fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => console.log(String(message.value)) });"
+  # (producing to admin.audit-config instead fails with TOPIC_AUTHORIZATION_FAILED)
+
+  # Kafka's console producer as the analyst-app client (client_credentials at the dev issuer's token endpoint)
+  java -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${stack.issuer.tokenEndpoint} -cp "${relative(KAFKA_LIBS_DIR)}/*" \\
+    org.apache.kafka.tools.ConsoleProducer --bootstrap-server ${stack.kafkaBootstrap} --topic orders \\
+    --command-config ${relative(ANALYST_CLIENT_PROPERTIES)}
 
 Ctrl-C stops everything.
 `);
@@ -70,6 +95,7 @@ Ctrl-C stops everything.
     log(`${signal}: stopping`);
     stack.stop().then(() => {
       fs.rmSync(STATE_FILE, { force: true });
+      fs.rmSync(ANALYST_CLIENT_PROPERTIES, { force: true });
       log('stopped');
       process.exit(0);
     }, (err: Error) => {

@@ -341,6 +341,22 @@ async function createTopics(bootstrap: string, names: readonly string[], partiti
   }
 }
 
+/**
+ * Client settings (a `--command-config` file) for a Kafka 4 Java client authenticating with SASL OAUTHBEARER, fetching
+ * its token from `tokenEndpoint` with client_credentials. Kafka 4 refuses token endpoints not listed in the JVM system
+ * property `org.apache.kafka.sasl.oauthbearer.allowed.urls` (see `RunKafkaToolOptions.jvmOptions`).
+ */
+export function javaOAuthClientProperties(tokenEndpoint: string, clientId: string, clientSecret: string): string {
+  return [
+    'security.protocol=SASL_PLAINTEXT',
+    'sasl.mechanism=OAUTHBEARER',
+    `sasl.oauthbearer.token.endpoint.url=${tokenEndpoint}`,
+    'sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler',
+    `sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="${clientId}" clientSecret="${clientSecret}";`,
+    '',
+  ].join('\n');
+}
+
 export interface RunKafkaToolOptions {
   /** Default 60 s; past it the tool is killed and the call rejects. */
   readonly timeoutMs?: number;
@@ -348,6 +364,8 @@ export interface RunKafkaToolOptions {
   readonly input?: string;
   /** Heap for the tool's JVM. Default 256m. */
   readonly maxHeap?: string;
+  /** More JVM options, before the main class (e.g. `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...`). */
+  readonly jvmOptions?: readonly string[];
 }
 
 /**
@@ -364,6 +382,7 @@ export async function runKafkaTool(mainClass: string, args: readonly string[], o
     '-XX:TieredStopAtLevel=1',
     '-Djava.awt.headless=true',
     `-Dlog4j2.configurationFile=${KAFKA_TOOLS_LOG4J2}`,
+    ...(options.jvmOptions ?? []),
     '-cp', classpath(),
     mainClass, ...args,
   ], { timeoutMs: options.timeoutMs ?? 60_000, ...(options.input !== undefined ? { input: options.input } : {}) });
