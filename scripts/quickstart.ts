@@ -83,7 +83,7 @@ Try:
   # Kafka's console producer as the analyst-app client (client_credentials at the dev issuer's token endpoint)
   java -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${stack.issuer.tokenEndpoint} -cp "${relative(KAFKA_LIBS_DIR)}/*" \\
     org.apache.kafka.tools.ConsoleProducer --bootstrap-server ${stack.kafkaBootstrap} --topic orders \\
-    --command-config ${relative(ANALYST_CLIENT_PROPERTIES)}
+    --producer.config ${relative(ANALYST_CLIENT_PROPERTIES)}
 
 Ctrl-C stops everything.
 `);

@@ -342,7 +342,7 @@ async function createTopics(bootstrap: string, names: readonly string[], partiti
 }
 
 /**
- * Client settings (a `--command-config` file) for a Kafka 4 Java client authenticating with SASL OAUTHBEARER, fetching
+ * Client settings (a `--producer.config` / `--consumer.config` file) for a Kafka 4 Java client authenticating with SASL OAUTHBEARER, fetching
  * its token from `tokenEndpoint` with client_credentials. Kafka 4 refuses token endpoints not listed in the JVM system
  * property `org.apache.kafka.sasl.oauthbearer.allowed.urls` (see `RunKafkaToolOptions.jvmOptions`).
  */

@@ -1,7 +1,8 @@
 /**
  * `npm start` is the main job: the quickstart comes up on its fixed ports with the bundled config, a token minted by
- * `tollgate token` works with curl-like HTTP through Envoy, kafkajs works through Envoy's Kafka listener, and Ctrl-C
- * stops everything it started.
+ * `tollgate token` works with curl-like HTTP through Envoy, kafkajs (SASL OAUTHBEARER with a client_credentials token
+ * of the dev issuer) and Kafka's own console clients work through Envoy's Kafka listener under the quickstart's rules,
+ * and Ctrl-C stops everything it started.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { runKafkaTool } from '../../scripts/lib/kafka.ts';
 import { REPO_ROOT, RUN_DIR } from '../../scripts/lib/paths.ts';
 import { isProcessAlive, runCommand, spawnManaged, type ManagedProcess } from '../../scripts/lib/process.ts';
 
@@ -23,6 +25,24 @@ function portInUse(port: number): Promise<boolean> {
 }
 
 let quickstart: ManagedProcess;
+
+/** A token for one of the quickstart's clients, from the dev issuer's token endpoint (client_credentials). */
+async function clientToken(id: string): Promise<string> {
+  const res = await fetch('http://127.0.0.1:18080/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: `${id}-secret` }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+function kafkaAs(id: string): Kafka {
+  return new Kafka({
+    clientId: `quickstart-test-${id}`, brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING, retry: { retries: 1 },
+    sasl: { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: await clientToken(id) }) },
+  });
+}
 
 before(async () => {
   for (const port of FIXED_PORTS) {
@@ -63,26 +83,51 @@ test('a token from `tollgate token` passes Envoy on the HTTP listener; the admin
   assert.equal((await fetch('http://127.0.0.1:10000/api/customers')).status, 401);
 });
 
-test('kafkajs produces to and consumes from the quickstart topics through Envoy on 19092', async () => {
-  const kafka = new Kafka({ clientId: 'quickstart-test', brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
+test('kafkajs with OAUTHBEARER on 19092: the admin sees every topic; the analyst produces to orders and consumes it in an analytics-* group', async () => {
+  const admin = kafkaAs('platform-admin').admin();
   await admin.connect();
   assert.deepEqual((await admin.listTopics()).filter((t) => !t.startsWith('__')).sort(), ['admin.audit-config', 'orders', 'payments']);
   await admin.disconnect();
+
+  const analyst = kafkaAs('analyst-app');
   const value = JSON.stringify({ order: 42, card: { number: '4111111111111111' }, email: 'ada@example.com' });
-  const producer = kafka.producer();
+  const producer = analyst.producer();
   await producer.connect();
-  await producer.send({ topic: 'payments', messages: [{ key: 'p-42', value }] });
+  await producer.send({ topic: 'orders', messages: [{ key: 'o-42', value }] });
+  await assert.rejects(producer.send({ topic: 'payments', messages: [{ value: 'analysts may not produce here' }] }), (err: Error & { type?: string }) => {
+    assert.equal(err.type, 'TOPIC_AUTHORIZATION_FAILED', `${err.name}: ${err.message}`);
+    return true;
+  });
   await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: `quickstart-test-${Date.now()}` });
+  const consumer = analyst.consumer({ groupId: `analytics-quickstart-test-${Date.now()}` });
   await consumer.connect();
-  await consumer.subscribe({ topic: 'payments', fromBeginning: true });
+  await consumer.subscribe({ topic: 'orders', fromBeginning: true });
   const got = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no message within 30 s')), 30_000);
-    void consumer.run({ eachMessage: async ({ message }) => { clearTimeout(timer); resolve(message.value!.toString()); } });
+    consumer.run({ eachMessage: async ({ message }) => { clearTimeout(timer); resolve(message.value!.toString()); } })
+      .catch((err: unknown) => { clearTimeout(timer); reject(err as Error); });
   });
   await consumer.disconnect();
   assert.equal(got, value);
+});
+
+test("Kafka's console producer and consumer (Java, OAUTHBEARER via the issuer's token endpoint) work with the printed client config", async () => {
+  const state = JSON.parse(fs.readFileSync(STATE, 'utf8'));
+  const config: string = state.kafkaClientProperties;
+  assert.match(fs.readFileSync(config, 'utf8'), /sasl\.oauthbearer\.token\.endpoint\.url=http:\/\/127\.0\.0\.1:18080\/token/);
+  const printed = fs.readFileSync(quickstart.logFile, 'utf8');
+  assert.match(printed, /-Dorg\.apache\.kafka\.sasl\.oauthbearer\.allowed\.urls=http:\/\/127\.0\.0\.1:18080\/token/);
+  const jvmOptions = ['-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=http://127.0.0.1:18080/token'];
+  const line = `java-${Date.now()}`;
+  const produced = await runKafkaTool('org.apache.kafka.tools.ConsoleProducer', [
+    '--bootstrap-server', '127.0.0.1:19092', '--topic', 'orders', '--producer.config', config,
+  ], { input: `${line}\n`, jvmOptions });
+  assert.equal(produced.code, 0, produced.stderr + produced.stdout);
+  const consumed = await runKafkaTool('org.apache.kafka.tools.consumer.ConsoleConsumer', [
+    '--bootstrap-server', '127.0.0.1:19092', '--topic', 'orders', '--from-beginning', '--timeout-ms', '20000',
+    '--group', `analytics-console-${Date.now()}`, '--consumer.config', config,
+  ], { jvmOptions });
+  assert.ok(consumed.stdout.split('\n').includes(line), `consumer output: ${consumed.stdout}\n${consumed.stderr}`);
 });
 
 test('Ctrl-C stops everything the quickstart started and removes its state file', async () => {
