@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { authorizeRequest, KAFKA_API_POLICY } from '../../../src/kafka/authorize/index.ts';
 import { defaultStruct } from '../../../src/kafka/protocol/codec/schema.ts';
 import { API_SPECS } from '../../../src/kafka/protocol/generated/index.ts';
+import type { KnownApiKey } from '../../../src/kafka/protocol/generated/index.ts';
 import { decodeRequest, encodeRequest, encodeResponse } from '../../../src/kafka/protocol/messages.ts';
 import { allowAll, CORRELATION_ID, denyAll, responseBody, sampleRequest, versionsOf } from './support.ts';
 
@@ -25,7 +26,8 @@ function blankBrokerResponse(apiKey: number, version: number): Buffer {
 }
 
 describe('every supported API and version', () => {
-  for (const [apiKey, policy] of KAFKA_API_POLICY) {
+  for (const [key, policy] of KAFKA_API_POLICY) {
+    const apiKey = key as KnownApiKey;
     it(`${policy.api}: denied answers decode in every version; allowed requests are forwarded`, () => {
       const refusedAlways = ALWAYS_REFUSED.get(policy.api) ?? (() => false);
       for (const version of versionsOf(apiKey)) {
