@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ConfigError, loadConfigFile } from './config/load.ts';
 import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
-import { SecretError } from './config/secrets.ts';
+import { readSecret, SecretError } from './config/secrets.ts';
 import { loadMaskContext } from './masking/context.ts';
 
 const USAGE = `usage:
@@ -38,6 +38,8 @@ function checkConfig(file: string, secrets = true) {
   if (secrets) {
     loadUpstreamCredentials(config.http.upstreamCredentials);
     loadMaskContext(config.masking);
+    const sasl = config.kafka.upstream.sasl;
+    if (sasl !== undefined) readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`);
   }
   return config;
 }

@@ -17,6 +17,7 @@ import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
 import { createExtProcHandler } from './http/extproc.ts';
 import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
+import { loadKafkaSettings } from './kafka/settings.ts';
 import { apiKeyName } from './kafka/protocol/api-keys.ts';
 import { Authenticator } from './identity/authenticator.ts';
 import type { OidcVerifierOptions } from './identity/oidc.ts';
@@ -108,15 +109,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     },
   });
+  const kafkaSettings = loadKafkaSettings(config.kafka, {
+    authenticate: (token) => identity.authenticateBearer(token),
+    decide: (principal, action) => policy.decide(principal, action),
+  });
   const networkExtProc = createNetworkExtProcHandler({
     logger,
     audit,
-    maxFrameBytes: config.kafka.maxFrameBytes,
-    maxInFlight: config.kafka.maxInFlight,
+    settings: () => kafkaSettings,
     hooks: {
       onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
       onConnectionClose: () => metrics.kafkaConnections.dec(),
       onFrame: (direction, apiKey) => metrics.kafkaFrames.inc({ direction, api: apiKeyName(apiKey) }),
+      onDecision: (decision) => metrics.decisions.inc({ service: 'network_ext_proc', effect: decision.effect, rule: decision.rule ?? 'default' }),
     },
   });
   const health = createHealthService();

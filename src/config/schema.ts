@@ -165,6 +165,20 @@ export const configSchema = z.object({
       .meta({ description: 'A larger Kafka frame closes the connection (audited).' }),
     maxInFlight: z.number().int().positive().default(1_000)
       .meta({ description: 'Requests awaiting a response on one connection before it is closed.' }),
+    clientAuthentication: z.object({
+      maxSessionLifetime: duration('Longest SASL session tollgate grants (`session_lifetime_ms`, KIP-368): the token\'s expiry, capped by this. A client re-authenticates before the end; a connection still using an expired session is closed.').prefault('1h'),
+    }).strict().prefault({}).meta({ description: 'Clients authenticate to tollgate with SASL OAUTHBEARER (an OIDC token from `identity.oidc`); tollgate answers the SASL exchange itself.' }),
+    upstream: z.object({
+      sasl: z.object({
+        mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']),
+        username: z.string().min(1),
+        password: secretSource,
+      }).strict().optional().meta({ description: 'How tollgate authenticates to the broker on each connection (the client never sees it). Absent: the broker listener has no SASL.' }),
+    }).strict().prefault({}),
+    brokers: z.array(z.object({
+      nodeId: z.number().int().min(0).meta({ description: 'The broker\'s node.id.' }),
+      advertise: tcpAddress('The Envoy listener clients use for this broker, written into Metadata, FindCoordinator, DescribeCluster and NodeEndpoints in place of the broker\'s own address.'),
+    }).strict()).default([]).meta({ description: 'One Envoy listener per broker. Empty: broker addresses pass unchanged (brokers must then advertise Envoy themselves). A response naming a node not listed closes the connection.' }),
   }).strict().prefault({}),
   quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
@@ -175,6 +189,11 @@ export const configSchema = z.object({
     if (first !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `expected a unique rule name; "${r.name}" is also rules[${first}]` });
     } else seen.set(r.name, i);
+  });
+  const nodes = new Set<number>();
+  config.kafka.brokers.forEach((b, i) => {
+    if (nodes.has(b.nodeId)) ctx.addIssue({ code: 'custom', path: ['kafka', 'brokers', i, 'nodeId'], message: `expected each node id once; ${b.nodeId} is repeated` });
+    nodes.add(b.nodeId);
   });
   const issuers = new Set<string>();
   config.identity.oidc.forEach((o, i) => {
@@ -188,4 +207,5 @@ export type RuleConfig = Config['rules'][number];
 export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
+export type KafkaConfig = Config['kafka'];
 export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];

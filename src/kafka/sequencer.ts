@@ -6,7 +6,7 @@
  *
  * Two queues make that work, both relying on Kafka answering requests strictly in order on one connection:
  * - the client queue: one slot per client request that expects a response, in the order the client sent them;
- *   a slot is filled by a local answer at once, or later by the broker;
+ *   a slot is filled by a local answer (at once, or later when an asynchronous check completes), or by the broker;
  * - the upstream queue: what was sent to the broker and awaits its response, client requests and tollgate's own,
  *   in send order; each broker response belongs to its head.
  * Only a filled slot at the head of the client queue is released, so a local answer never overtakes an earlier
@@ -21,8 +21,15 @@ export interface PendingRequest {
   readonly correlationId: number;
 }
 
+/**
+ * Turns the broker's response into the client's (filtering, merging denied parts, rewriting broker addresses).
+ * May throw: the error propagates out of `fromBroker` and the caller closes the connection.
+ */
+export type ResponseTransform = (frame: Buffer) => Buffer;
+
 interface ClientSlot extends PendingRequest {
   response?: Buffer;
+  readonly transform: ResponseTransform | undefined;
 }
 
 type UpstreamEntry =
@@ -52,17 +59,31 @@ export class ResponseSequencer {
     return this.#upstream.length;
   }
 
-  /** A client request forwarded to the broker that expects a response. */
-  forwarded(request: PendingRequest): void {
-    const slot: ClientSlot = { ...request };
+  /** A client request forwarded to the broker that expects a response; `transform` shapes the broker's answer. */
+  forwarded(request: PendingRequest, transform?: ResponseTransform): void {
+    const slot: ClientSlot = { ...request, transform };
     this.#client.push(slot);
     this.#upstream.push({ kind: 'client', slot });
   }
 
   /** A client request tollgate answers itself; returns the frames now releasable, in client order. */
   answered(request: PendingRequest, response: Buffer): Buffer[] {
-    this.#client.push({ ...request, response });
+    this.#client.push({ ...request, response, transform: undefined });
     return this.#release();
+  }
+
+  /**
+   * A client request tollgate answers itself later (an asynchronous check). Holds its place in the client order;
+   * the returned function fills it and returns the frames then releasable. Filling twice throws.
+   */
+  reserved(request: PendingRequest): (response: Buffer) => Buffer[] {
+    const slot: ClientSlot = { ...request, transform: undefined };
+    this.#client.push(slot);
+    return (response) => {
+      if (slot.response !== undefined) throw new Error(`the answer to correlation id ${slot.correlationId} was already given`);
+      slot.response = response;
+      return this.#release();
+    };
   }
 
   /** A request of tollgate's own sent upstream; the broker's response goes to `onResponse`, never to the client. */
@@ -72,7 +93,8 @@ export class ResponseSequencer {
 
   /**
    * A whole response frame from the broker (size prefix included). Returns the frames now releasable to the client.
-   * Throws SequenceError when nothing awaits a response or the correlation id is not the oldest request's.
+   * Throws SequenceError when nothing awaits a response or the correlation id is not the oldest request's, and
+   * whatever the slot's transform or an internal `onResponse` throws.
    */
   fromBroker(frame: Buffer): Buffer[] {
     const head = this.#upstream[0];
@@ -89,7 +111,7 @@ export class ResponseSequencer {
       head.onResponse(frame);
       return this.#release();
     }
-    head.slot.response = frame;
+    head.slot.response = head.slot.transform === undefined ? frame : head.slot.transform(frame);
     return this.#release();
   }
 

@@ -1,28 +1,30 @@
 /**
  * @module kafka/service
  * The NetworkExternalProcessor `Process` handler for the Kafka listener (Envoy 1.40 network ext_proc). Thin: one
- * gRPC stream is one downstream TCP connection and gets one `KafkaSession`; this module only translates messages.
+ * gRPC stream is one downstream TCP connection and gets one `KafkaConnection` (./connection.ts), which decides
+ * everything; this module only translates between it and Envoy's messages.
  *
  * Contract with Envoy (see notes/envoy-network-ext-proc.md):
  * - Every incoming message gets exactly one reply per direction it carries (`read_data` first, then `write_data`),
  *   written synchronously, so replies leave in the order messages arrived. A reply carries the whole frames the
  *   message completed, concatenated — an empty Buffer while a frame is incomplete, which holds the bytes and
  *   stops Envoy's per-direction message timer.
+ * - Frames for the other direction (a local answer to the client while handling client bytes, tollgate's own
+ *   SASL request to the broker while handling broker bytes) go in an extra reply of that direction; replies are not
+ *   matched to requests, so this is allowed at any time — also when a token verification completes later.
  * - `end_of_stream` is echoed in the reply of its direction (after the frames), or the other side never sees FIN.
- * - Protocol violations (frame over `maxFrameBytes`, negative size, unpaired or out-of-order response, too many
- *   requests in flight, unreadable header, a direction ending inside a frame) close the connection: the regular
- *   reply first (carrying the frames completed before the bad one), then a separate `{connection_status: 'CLOSE'}`
- *   (data in the same reply as CLOSE would be discarded), an audit record, and the gRPC stream is ended. The stream
- *   is never ended on our initiative without a CLOSE first: Envoy bypasses a processor whose stream ends OK.
- *   A partial frame when a direction ends is such a violation: the partial bytes are never forwarded (the peer
- *   would see a cut frame) and the connection is closed.
+ * - When the connection decides to close: the frames still owed first, then a separate `{connection_status:
+ *   'CLOSE'}` (data in the same reply as CLOSE would be discarded), an audit record, and the gRPC stream is ended.
+ *   The stream is never ended on our initiative without a CLOSE first: Envoy bypasses a processor whose stream ends
+ *   OK.
  * - An unexpected exception in this code fails closed the same way (`kafka.processor.internal_error`).
  * - Connection facts come once, in the first message's `attributes["envoy.filters.network.ext_proc"]` (when the
  *   filter's `connection_attributes` asks for them); they label logs and audit records. Absent facts are fine.
  */
 import type { Logger } from 'pino';
-import type { AuditRecord, AuditSink } from '../audit/record.ts';
-import { KafkaSession, type KafkaDirection, type ProtocolViolation, type ViolationCode } from './session.ts';
+import type { AuditSink } from '../audit/record.ts';
+import type { Decision } from '../core/decision.ts';
+import { KafkaConnection, type CloseReason, type ConnectionOutput, type KafkaConnectionOptions, type KafkaDirection } from './connection.ts';
 
 /** `envoy.service.network_ext_proc.v3.Data`, as proto-loader gives it (`keepCase: true`). */
 export interface NetworkData {
@@ -56,28 +58,28 @@ export interface NetworkProcessStream {
   end(): unknown;
 }
 
-/** Why a connection's stream ended: a violation code, or how the stream itself ended. */
-export type ConnectionCloseReason = ViolationCode | 'stream_end' | 'cancelled' | 'stream_error' | 'internal_error';
+/** Why a connection's stream ended: the close event of the connection, or how the stream itself ended. */
+export type ConnectionCloseReason = string;
 
 /** Counters for someone else to wire to metrics. Hooks must not throw (an exception closes the connection). */
 export interface NetworkExtProcHooks {
   onConnectionOpen?(): void;
-  /** Called exactly once per stream. */
+  /** Called exactly once per stream, with the close event or `stream_end`, `cancelled`, `stream_error`. */
   onConnectionClose?(reason: ConnectionCloseReason): void;
-  /** Once per forwarded frame; responses carry the api key of their request. */
+  /** Once per frame that leaves; responses carry the api key of their request. */
   onFrame?(direction: KafkaDirection, apiKey: number): void;
+  onDecision?(decision: Decision): void;
 }
+
+/** Everything a connection needs that is the same for all connections. */
+export type KafkaConnectionSettings = Omit<KafkaConnectionOptions, 'deliver' | 'facts' | 'logger' | 'audit' | 'onFrame' | 'onDecision'>;
 
 export interface NetworkExtProcHandlerOptions {
   readonly logger: Logger;
   readonly audit: AuditSink;
-  /** Largest Kafka frame (size prefix value) accepted in either direction. Default 100 MiB. */
-  readonly maxFrameBytes?: number;
-  /** Most requests awaiting a response per connection. Default 1000. */
-  readonly maxInFlight?: number;
+  /** Read per connection, so a config reload applies to new connections. */
+  readonly settings: () => KafkaConnectionSettings;
   readonly hooks?: NetworkExtProcHooks;
-  /** Monotonic milliseconds for request latency; `performance.now` by default. */
-  readonly now?: () => number;
 }
 
 export const DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024;
@@ -90,22 +92,12 @@ const EMPTY = Buffer.alloc(0);
 
 export type ConnectionFacts = Record<string, string | number>;
 
-/** Creates the `Process` handler: `(call) => void`, one Kafka session per call. */
-export function createNetworkExtProcHandler(
-  options: NetworkExtProcHandlerOptions,
-): (call: NetworkProcessStream) => void {
-  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < 0 || maxFrameBytes > 0x7fffffff) {
-    throw new RangeError(`maxFrameBytes must be an integer in [0, 2^31-1], got ${maxFrameBytes}`);
-  }
-  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
-    throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
-  }
+/** Creates the `Process` handler: `(call) => void`, one Kafka connection per call. */
+export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOptions): (call: NetworkProcessStream) => void {
   const { audit, hooks = {} } = options;
 
   return (call) => {
-    let session: KafkaSession | undefined;
+    let connection: KafkaConnection | undefined;
     let facts: ConnectionFacts = {};
     let logger = options.logger;
     let finished = false;
@@ -113,73 +105,102 @@ export function createNetworkExtProcHandler(
     const finish = (reason: ConnectionCloseReason): void => {
       if (finished) return;
       finished = true;
-      logger.debug({ reason, inFlight: session?.inFlightCount ?? 0 }, 'kafka connection stream finished');
+      logger.debug({ reason, inFlight: connection?.inFlightCount ?? 0 }, 'kafka connection stream finished');
       hooks.onConnectionClose?.(reason);
     };
 
-    const closeConnection = (
-      reason: ConnectionCloseReason,
-      record: Pick<AuditRecord, 'event' | 'reason' | 'details'>,
-    ): void => {
+    const closeConnection = (close: CloseReason): void => {
       call.write({ connection_status: 'CLOSE' });
-      audit.write({ time: new Date().toISOString(), path: 'kafka', connection: facts, ...record });
-      logger.warn({ event: record.event, ...record.details }, `closing Kafka connection: ${record.reason}`);
-      finish(reason);
+      audit.write({
+        time: new Date().toISOString(),
+        path: 'kafka',
+        event: close.event,
+        reason: close.reason,
+        connection: facts,
+        ...(close.principal !== undefined && { principal: close.principal }),
+        ...(close.rule !== undefined && { rule: close.rule }),
+        details: close.details,
+      });
+      logger.warn({ event: close.event, ...close.details }, `closing Kafka connection: ${close.reason}`);
+      finish(close.event);
       call.end();
     };
 
+    /** Writes the extra replies of an output and closes when it says so; false when the connection was closed. */
+    const emit = (output: ConnectionOutput, skip: 'read_data' | 'write_data' | undefined): boolean => {
+      if (skip !== 'read_data' && output.close === undefined && output.toBroker.length > 0) call.write({ read_data: { data: joinFrames(output.toBroker), end_of_stream: false } });
+      if (skip !== 'write_data' && output.toClient.length > 0) call.write({ write_data: { data: joinFrames(output.toClient), end_of_stream: false } });
+      if (output.close === undefined) return true;
+      closeConnection(output.close);
+      return false;
+    };
+
     /** Answers one direction of a message; false when the connection was closed. */
-    const answer = (direction: 'read_data' | 'write_data', data: NetworkData, current: KafkaSession): boolean => {
+    const answer = (direction: 'read_data' | 'write_data', data: NetworkData, current: KafkaConnection): boolean => {
       const bytes = data.data ?? EMPTY;
       const endOfStream = data.end_of_stream === true;
-      const result = direction === 'read_data' ? current.onClientData(bytes) : current.onBrokerData(bytes);
-      let violation: ProtocolViolation | undefined = result.violation;
-      if (violation === undefined && endOfStream) {
-        violation = direction === 'read_data' ? current.onClientEnd() : current.onBrokerEnd();
+      const fromClient = direction === 'read_data';
+      let output = fromClient ? current.onClientData(bytes) : current.onBrokerData(bytes);
+      if (output.close === undefined && endOfStream) {
+        const end = fromClient ? current.onClientEnd() : current.onBrokerEnd();
+        output = { toBroker: [...output.toBroker, ...end.toBroker], toClient: [...output.toClient, ...end.toClient], ...(end.close !== undefined && { close: end.close }) };
       }
-      call.write({ [direction]: { data: joinFrames(result.forward), end_of_stream: endOfStream } });
-      if (violation === undefined) return true;
-      closeConnection(violation.code, { event: violation.event, reason: violation.reason, details: violation.details });
-      return false;
+      // A connection being closed sends nothing more upstream: the responses could never be delivered.
+      const own = fromClient ? (output.close === undefined ? output.toBroker : []) : output.toClient;
+      call.write({ [direction]: { data: joinFrames(own), end_of_stream: endOfStream && output.close === undefined } });
+      return emit(output, direction);
+    };
+
+    const open = (message: NetworkProcessingRequest): KafkaConnection => {
+      facts = connectionFacts(message.attributes);
+      if (Object.keys(facts).length > 0) logger = options.logger.child({ connection: facts });
+      const created = new KafkaConnection({
+        ...options.settings(),
+        facts,
+        logger,
+        audit,
+        deliver: (output) => {
+          if (finished) return;
+          try {
+            emit(output, undefined);
+          } catch (error) {
+            failInternal(error);
+          }
+        },
+        ...(hooks.onFrame !== undefined && { onFrame: hooks.onFrame.bind(hooks) }),
+        ...(hooks.onDecision !== undefined && { onDecision: hooks.onDecision.bind(hooks) }),
+      });
+      logger.debug('kafka connection stream opened');
+      return created;
     };
 
     const onMessage = (message: NetworkProcessingRequest): void => {
       if (finished) return;
-      if (session === undefined) {
-        facts = connectionFacts(message.attributes);
-        if (Object.keys(facts).length > 0) logger = options.logger.child({ connection: facts });
-        session = new KafkaSession({
-          maxFrameBytes,
-          maxInFlight,
-          logger,
-          ...(options.now !== undefined && { now: options.now }),
-          ...(hooks.onFrame !== undefined && { onFrame: hooks.onFrame.bind(hooks) }),
-        });
-        logger.debug('kafka connection stream opened');
-      }
+      connection ??= open(message);
       const { read_data: read, write_data: write } = message;
       if (read == null && write == null) {
         logger.debug('network ext_proc message without data: nothing to answer');
         return;
       }
-      if (read != null && !answer('read_data', read, session)) return;
-      if (write != null) answer('write_data', write, session);
+      if (read != null && !answer('read_data', read, connection)) return;
+      if (write != null) answer('write_data', write, connection);
+    };
+
+    const failInternal = (error: unknown): void => {
+      if (finished) return;
+      logger.error({ err: error }, 'unexpected error in the Kafka network ext_proc handler');
+      try {
+        closeConnection({ event: 'kafka.processor.internal_error', reason: error instanceof Error ? error.message : String(error), details: {} });
+      } catch {
+        finish('kafka.processor.internal_error');
+      }
     };
 
     call.on('data', (message: NetworkProcessingRequest) => {
       try {
         onMessage(message);
       } catch (error) {
-        if (finished) return;
-        logger.error({ err: error }, 'unexpected error in the Kafka network ext_proc handler');
-        try {
-          closeConnection('internal_error', {
-            event: 'kafka.processor.internal_error',
-            reason: error instanceof Error ? error.message : String(error),
-          });
-        } catch {
-          finish('internal_error');
-        }
+        failInternal(error);
       }
     });
     call.on('end', () => {

@@ -48,3 +48,20 @@ test('a response nobody awaits, or for another request than the oldest, is refus
   s.forwarded(req(2));
   assert.throws(() => s.fromBroker(responseFrame(2)), (e: unknown) => e instanceof SequenceError && e.code === 'correlation_mismatch' && /expected .* 1, got 2/.test(e.message));
 });
+
+test('a reserved slot holds its place until its asynchronous answer arrives, then releases what queued behind it', () => {
+  const s = new ResponseSequencer();
+  const fill = s.reserved(req(1));
+  assert.deepEqual(s.answered(req(2), responseFrame(2)), []);
+  assert.deepEqual(ids(fill(responseFrame(1))), [1, 2]);
+  assert.throws(() => fill(responseFrame(1)), /already given/);
+});
+
+test('a forwarded request\'s transform shapes the broker response before the client sees it', () => {
+  const s = new ResponseSequencer();
+  s.forwarded(req(1), (frame) => Buffer.concat([frame, Buffer.from('!')]));
+  const [out] = s.fromBroker(responseFrame(1));
+  assert.equal(out!.at(-1), '!'.charCodeAt(0));
+  s.forwarded(req(2), () => { throw new Error('cannot rewrite'); });
+  assert.throws(() => s.fromBroker(responseFrame(2)), /cannot rewrite/);
+});

@@ -2,22 +2,51 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import pino from 'pino';
+import { BrokerRoutes } from '../../src/kafka/connection.ts';
 import {
   createNetworkExtProcHandler,
   type ConnectionCloseReason,
+  type KafkaConnectionSettings,
   type NetworkExtProcHandlerOptions,
   type NetworkProcessingRequest,
   type NetworkProcessingResponse,
 } from '../../src/kafka/service.ts';
 import { connectionAttributes, FakeCall, MemoryAudit } from './fakes.ts';
-import { int32, metadataRequest, responseFrame, splitAt } from './frames.ts';
+import { int32, splitAt } from './frames.ts';
+import { authenticate, fakeAuthenticate, fakeDecide, goodToken, handshake, heartbeat as metadataRequest, heartbeatResponse as responseFrame, settle } from './requests.ts';
 
-function start(overrides: Partial<NetworkExtProcHandlerOptions> = {}) {
+const settings = (overrides: Partial<KafkaConnectionSettings> = {}): KafkaConnectionSettings => ({
+  maxFrameBytes: 100 * 1024 * 1024,
+  maxInFlight: 1000,
+  authenticate: fakeAuthenticate,
+  decide: fakeDecide,
+  maxSessionLifetimeMs: 3_600_000,
+  routes: new BrokerRoutes([]),
+  ...overrides,
+});
+
+function handlerOptions(overrides: Partial<NetworkExtProcHandlerOptions> = {}, connection: Partial<KafkaConnectionSettings> = {}): NetworkExtProcHandlerOptions {
+  return { logger: pino({ level: 'silent' }), audit: new MemoryAudit(), settings: () => settings(connection), ...overrides };
+}
+
+/** A handler and one connection on it, unauthenticated. */
+function open(overrides: Partial<NetworkExtProcHandlerOptions> = {}, connection: Partial<KafkaConnectionSettings> = {}) {
   const audit = new MemoryAudit();
-  const handler = createNetworkExtProcHandler({ logger: pino({ level: 'silent' }), audit, ...overrides });
+  const handler = createNetworkExtProcHandler(handlerOptions({ audit, ...overrides }, connection));
   const call = new FakeCall();
   handler(call);
   return { call, audit, handler };
+}
+
+/** A connection whose client has authenticated (SASL OAUTHBEARER); the replies and records of that are cleared. */
+async function start(overrides: Partial<NetworkExtProcHandlerOptions> = {}, connection: Partial<KafkaConnectionSettings> = {}) {
+  const opened = open(overrides, connection);
+  opened.call.read(Buffer.concat([handshake(-100), authenticate(-99, goodToken('alice', Math.floor(Date.now() / 1000) + 600))]));
+  await settle();
+  assert.equal(opened.call.ended, false, 'authenticated');
+  opened.call.written.length = 0;
+  opened.audit.records.length = 0;
+  return opened;
 }
 
 const empty = Buffer.alloc(0);
@@ -25,12 +54,12 @@ const empty = Buffer.alloc(0);
 describe('Kafka network ext_proc handler', () => {
   it('fits grpc-js: a Process handler for ServerDuplexStream<ProcessingRequest, ProcessingResponse>', () => {
     const handler: (call: ServerDuplexStream<NetworkProcessingRequest, NetworkProcessingResponse>) => void =
-      createNetworkExtProcHandler({ logger: pino({ level: 'silent' }), audit: new MemoryAudit() });
+      createNetworkExtProcHandler(handlerOptions());
     assert.equal(typeof handler, 'function');
   });
 
-  it('answers every read_data message with exactly one read_data reply carrying the whole frames it completed', () => {
-    const { call } = start();
+  it('answers every read_data message with exactly one read_data reply carrying the whole frames it completed', async () => {
+    const { call } = await start();
     const [a, b] = [metadataRequest(1), metadataRequest(2)];
     const stream = Buffer.concat([a, b]);
     const [first, second, third] = splitAt(stream, [5, a.length + 3]);
@@ -40,8 +69,8 @@ describe('Kafka network ext_proc handler', () => {
     assert.deepEqual(call.read(third!), [{ read_data: { data: b, end_of_stream: false } }]);
   });
 
-  it('replies with an empty Buffer (present, not omitted) while a frame is incomplete, so Envoy holds the bytes', () => {
-    const { call } = start();
+  it('replies with an empty Buffer (present, not omitted) while a frame is incomplete, so Envoy holds the bytes', async () => {
+    const { call } = await start();
     const [reply] = call.read(metadataRequest(1).subarray(0, 3));
     assert.ok(reply?.read_data, 'read_data is present');
     assert.ok(Buffer.isBuffer(reply.read_data.data));
@@ -50,8 +79,8 @@ describe('Kafka network ext_proc handler', () => {
     assert.equal(reply.connection_status, undefined);
   });
 
-  it('answers write_data the same way, pairing broker responses with client requests', () => {
-    const { call } = start();
+  it('answers write_data the same way, pairing broker responses with client requests', async () => {
+    const { call } = await start();
     call.read(Buffer.concat([metadataRequest(1), metadataRequest(2)]));
     const responses = Buffer.concat([responseFrame(1), responseFrame(2)]);
     const [head, tail] = splitAt(responses, [responseFrame(1).length + 2]);
@@ -59,8 +88,8 @@ describe('Kafka network ext_proc handler', () => {
     assert.deepEqual(call.writeData(tail!), [{ write_data: { data: responseFrame(2), end_of_stream: false } }]);
   });
 
-  it('keeps replies in the order the messages arrived, one per direction, read before write', () => {
-    const { call } = start();
+  it('keeps replies in the order the messages arrived, one per direction, read before write', async () => {
+    const { call } = await start();
     call.read(metadataRequest(1));
     const replies = call.send({
       read_data: { data: metadataRequest(2), end_of_stream: false },
@@ -73,15 +102,15 @@ describe('Kafka network ext_proc handler', () => {
     assert.equal(call.written.length, 3);
   });
 
-  it('passes a chunk of whole frames through as the very same bytes', () => {
-    const { call } = start();
+  it('passes a chunk of whole frames through as the very same bytes', async () => {
+    const { call } = await start();
     const chunk = Buffer.concat([metadataRequest(1), metadataRequest(2), metadataRequest(3)]);
     const [reply] = call.read(chunk);
     assert.ok(reply?.read_data?.data.equals(chunk));
   });
 
-  it('echoes the client half-close after forwarding the frames that came with it', () => {
-    const { call } = start();
+  it('echoes the client half-close after forwarding the frames that came with it', async () => {
+    const { call } = await start();
     const request = metadataRequest(1);
     call.read(request.subarray(0, 4));
     assert.deepEqual(call.read(request.subarray(4), true), [{ read_data: { data: request, end_of_stream: true } }]);
@@ -89,8 +118,8 @@ describe('Kafka network ext_proc handler', () => {
     assert.equal(call.ended, false, 'the connection stays open for the responses');
   });
 
-  it('echoes the upstream close', () => {
-    const { call } = start();
+  it('echoes the upstream close', async () => {
+    const { call } = await start();
     call.read(metadataRequest(1));
     assert.deepEqual(call.writeData(responseFrame(1), true), [
       { write_data: { data: responseFrame(1), end_of_stream: true } },
@@ -98,11 +127,11 @@ describe('Kafka network ext_proc handler', () => {
     assert.equal(call.ended, false);
   });
 
-  it('closes when the client half-closes inside a frame: the partial bytes are never forwarded', () => {
-    const { call, audit } = start();
+  it('closes when the client half-closes inside a frame: nothing more is forwarded, not even the whole frames before it', async () => {
+    const { call, audit } = await start();
     const replies = call.read(Buffer.concat([metadataRequest(1), metadataRequest(2).subarray(0, 7)]), true);
     assert.deepEqual(replies, [
-      { read_data: { data: metadataRequest(1), end_of_stream: true } },
+      { read_data: { data: empty, end_of_stream: false } },
       { connection_status: 'CLOSE' },
     ]);
     assert.equal(call.ended, true);
@@ -110,47 +139,50 @@ describe('Kafka network ext_proc handler', () => {
     assert.equal(audit.records[0]!.event, 'kafka.frame.truncated_at_eof');
   });
 
-  it('closes a connection whose frame exceeds maxFrameBytes: data first, then CLOSE, an audit record, stream ended', () => {
+  it('closes a connection whose frame exceeds maxFrameBytes: data first, then CLOSE, an audit record, stream ended', async () => {
     const closes: ConnectionCloseReason[] = [];
-    const { call, audit } = start({ maxFrameBytes: 1000, hooks: { onConnectionClose: (reason) => closes.push(reason) } });
+    const { call, audit } = open({ hooks: { onConnectionClose: (reason) => closes.push(reason) } }, { maxFrameBytes: 1000 });
     const facts = { 'source.address': '10.0.0.7:51234', 'source.port': 51234, 'connection.id': 17 };
-    const replies = call.send({
-      read_data: { data: Buffer.concat([metadataRequest(1), int32(5000)]), end_of_stream: false },
+    call.send({
+      read_data: { data: Buffer.concat([handshake(1), authenticate(2, goodToken('alice', Math.floor(Date.now() / 1000) + 600))]), end_of_stream: false },
       attributes: connectionAttributes(facts),
     });
+    await settle();
+    audit.records.length = 0;
+    const replies = call.read(Buffer.concat([metadataRequest(3), int32(5000)]));
 
     assert.deepEqual(replies, [
-      { read_data: { data: metadataRequest(1), end_of_stream: false } },
+      { read_data: { data: empty, end_of_stream: false } },
       { connection_status: 'CLOSE' },
-    ]);
+    ], 'a connection being closed sends nothing more upstream: its responses could never be delivered');
     assert.equal(call.ended, true, 'the stream is ended after the CLOSE');
     assert.equal(audit.records.length, 1);
-    const record = audit.records[0]!;
+    const record = audit.records.find((r) => r.event === 'kafka.frame.too_large')!;
     assert.equal(record.path, 'kafka');
-    assert.equal(record.event, 'kafka.frame.too_large');
     assert.deepEqual(record.connection, facts);
+    assert.equal(record.principal?.subject, 'alice');
     assert.equal(record.details?.['size'], 5000);
     assert.equal(record.details?.['limit'], 1000);
     assert.equal(record.details?.['direction'], 'request');
     assert.ok(!Number.isNaN(Date.parse(record.time)));
-    assert.deepEqual(closes, ['frame_too_large']);
+    assert.deepEqual(closes, ['kafka.frame.too_large']);
 
-    assert.deepEqual(call.read(metadataRequest(2)), [], 'messages racing the close are not answered');
+    assert.deepEqual(call.read(metadataRequest(4)), [], 'messages racing the close are not answered');
   });
 
-  it('uses 100 MiB as the default frame limit', () => {
-    const { call, audit } = start();
+  it('checks the frame size before anything else, also before authentication', () => {
+    const { call, audit } = open({}, { maxFrameBytes: 100 * 1024 * 1024 });
     call.read(int32(100 * 1024 * 1024));
     assert.equal(call.ended, false);
-    const other = start();
+    const other = open({}, { maxFrameBytes: 100 * 1024 * 1024 });
     other.call.read(int32(100 * 1024 * 1024 + 1));
     assert.equal(other.call.ended, true);
     assert.equal(other.audit.records[0]?.details?.['limit'], 100 * 1024 * 1024);
     assert.equal(audit.records.length, 0);
   });
 
-  it('closes on a broker response nobody asked for, with an audit record', () => {
-    const { call, audit } = start();
+  it('closes on a broker response nobody asked for, with an audit record', async () => {
+    const { call, audit } = await start();
     const replies = call.writeData(responseFrame(5));
     assert.deepEqual(replies, [{ write_data: { data: empty, end_of_stream: false } }, { connection_status: 'CLOSE' }]);
     assert.equal(call.ended, true);
@@ -158,22 +190,23 @@ describe('Kafka network ext_proc handler', () => {
     assert.deepEqual(audit.records[0]?.connection, {}, 'no connection attributes: no facts, no failure');
   });
 
-  it('closes when more than maxInFlight requests await responses', () => {
-    const { call, audit } = start({ maxInFlight: 1 });
+  it('closes when more than maxInFlight requests await responses', async () => {
+    const { call, audit } = await start({}, { maxInFlight: 1 });
     const replies = call.read(Buffer.concat([metadataRequest(1), metadataRequest(2)]));
     assert.deepEqual(replies, [
-      { read_data: { data: metadataRequest(1), end_of_stream: false } },
+      { read_data: { data: empty, end_of_stream: false } },
       { connection_status: 'CLOSE' },
     ]);
-    assert.equal(audit.records[0]?.event, 'kafka.request.in_flight_limit');
+    assert.equal(audit.records.at(-1)?.event, 'kafka.request.in_flight_limit');
   });
 
-  it('reports connection open, frames and close to the hooks', () => {
+  it('reports connection open, frames, decisions and close to the hooks', async () => {
     const events: string[] = [];
-    const { call } = start({
+    const { call } = await start({
       hooks: {
         onConnectionOpen: () => events.push('open'),
         onFrame: (direction, apiKey) => events.push(`${direction}:${apiKey}`),
+        onDecision: (decision) => events.push(`decision:${decision.effect}:${decision.rule}`),
         onConnectionClose: (reason) => events.push(`close:${reason}`),
       },
     });
@@ -181,14 +214,14 @@ describe('Kafka network ext_proc handler', () => {
     call.writeData(responseFrame(1));
     call.emit('end');
     call.emit('cancelled');
-    assert.deepEqual(events, ['open', 'request:3', 'response:3', 'close:stream_end']);
+    assert.deepEqual(events, ['open', 'response:17', 'response:36', 'decision:allow:groups', 'request:12', 'response:12', 'close:stream_end']);
     assert.equal(call.ended, true, 'Envoy ended the stream: our side is completed too');
   });
 
-  it('drops the session when the stream is cancelled or fails', () => {
+  it('drops the session when the stream is cancelled or fails', async () => {
     for (const [event, reason] of [['cancelled', 'cancelled'], ['error', 'stream_error']] as const) {
       const closes: ConnectionCloseReason[] = [];
-      const { call } = start({ hooks: { onConnectionClose: (r) => closes.push(r) } });
+      const { call } = await start({ hooks: { onConnectionClose: (r) => closes.push(r) } });
       call.read(metadataRequest(1));
       if (event === 'error') call.emit('error', new Error('boom'));
       else call.emit(event);
@@ -197,16 +230,16 @@ describe('Kafka network ext_proc handler', () => {
     }
   });
 
-  it('fails closed on an unexpected exception: CLOSE, an audit record, stream ended', () => {
-    const { call, audit } = start({
+  it('fails closed on an unexpected exception: CLOSE, an audit record, stream ended', async () => {
+    const { call, audit } = await start({
       hooks: {
-        onFrame: () => {
-          throw new Error('metrics exploded');
+        onFrame: (direction) => {
+          if (direction === 'request') throw new Error('metrics exploded');
         },
       },
     });
     assert.deepEqual(call.read(metadataRequest(1)), [{ connection_status: 'CLOSE' }]);
     assert.equal(call.ended, true);
-    assert.equal(audit.records[0]?.event, 'kafka.processor.internal_error');
+    assert.equal(audit.records.at(-1)?.event, 'kafka.processor.internal_error');
   });
 });

@@ -1,0 +1,788 @@
+/**
+ * @module kafka/connection
+ * One Kafka client connection as tollgate sees it, free of gRPC and Envoy: bytes from the client and from the
+ * broker go in; bytes for the broker, bytes for the client, and at most one reason to close come out.
+ *
+ * What it enforces, in the order a connection lives it:
+ * 1. Tollgate's own authentication to the broker (when `upstreamSasl` is set): on the first client bytes it sends
+ *    SaslHandshake + SaslAuthenticate (PLAIN or SCRAM) upstream with the gateway-held credential, and holds every
+ *    client request until the broker accepted it. The client never sees these requests or their responses. When the
+ *    broker grants a session lifetime, tollgate re-authenticates upstream before it ends (KIP-368).
+ * 2. The client's authentication: SaslHandshake/SaslAuthenticate with OAUTHBEARER are answered here, never
+ *    forwarded. The token is verified asynchronously (OIDC, as on the HTTP path); requests that arrive meanwhile are
+ *    held in order. `session_lifetime_ms` is the token's remaining life, capped by `maxSessionLifetimeMs`; a request
+ *    on an expired session closes the connection, and re-authentication (a new handshake on the same connection)
+ *    must keep the same subject, as Kafka's broker requires. A refused token gets SASL_AUTHENTICATION_FAILED with
+ *    the reason, then the connection is closed; nothing of it reached the broker. Only ApiVersions may come first;
+ *    any other request before authentication closes the connection (as the broker does).
+ * 3. Per-request policy (`./authorize/`): forwarded as is, split, answered locally with the error shape of its API
+ *    and version, or refused (connection closed). API versions outside what tollgate parses close the connection;
+ *    ApiVersions responses are trimmed so well-behaved clients never send them.
+ * 4. Broker addresses in responses are rewritten to the Envoy listener of each broker (`./routing/`).
+ * 5. One audit record per request, written when its response leaves (or when it is answered or refused).
+ *
+ * Responses reach the client in request order whatever their source (`ResponseSequencer`). Everything produced by an
+ * asynchronous completion (a token verified) goes out through `deliver`; everything produced while handling input is
+ * returned by the input method. Once closed, the connection produces nothing more.
+ */
+import type { Logger } from 'pino';
+import type { AuditRecord, AuditSink } from '../audit/record.ts';
+import type { KafkaAction } from '../core/action.ts';
+import type { Decision } from '../core/decision.ts';
+import type { Principal } from '../core/principal.ts';
+import { authorizeRequest, type RequestPlan, type ResourceDecision } from './authorize/index.ts';
+import { isClientApiVersionAllowed, trimApiVersionsResponse } from './api-versions.ts';
+import { API_KEY, apiKeyName } from './protocol/api-keys.ts';
+import { KafkaError, kafkaErrorName } from './protocol/error-codes.ts';
+import { FrameError, type FrameErrorCode } from './protocol/errors.ts';
+import { FrameReassembler } from './protocol/framing.ts';
+import { readRequestHeader, type RequestHeader } from './protocol/header.ts';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './protocol/messages.ts';
+import { readProduceAcks } from './protocol/produce.ts';
+import { BrokerRoutes, carriesBrokerEndpoints, rewriteBrokerEndpoints } from './routing/index.ts';
+import { parseOAuthBearerInitialResponse } from './sasl/oauthbearer.ts';
+import { encodePlain } from './sasl/plain.ts';
+import { ScramClient } from './sasl/scram.ts';
+import { ResponseSequencer, SequenceError, type PendingRequest, type ResponseTransform } from './sequencer.ts';
+import { summarizeRequest, summarizeResponse } from './summary.ts';
+
+/** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
+export type KafkaDirection = 'request' | 'response';
+
+export type UpstreamSaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+export interface UpstreamSasl {
+  readonly mechanism: UpstreamSaslMechanism;
+  readonly username: string;
+  /** Never logged, never audited, never sent anywhere but the broker. */
+  readonly password: string;
+}
+
+/** Why the connection must be closed: what the audit record and the warning log say. */
+export interface CloseReason {
+  /** Dotted and stable: `kafka.frame.too_large`, `kafka.sasl.authentication_failed`, … */
+  readonly event: string;
+  readonly reason: string;
+  readonly details: Readonly<Record<string, unknown>>;
+  /** The principal, when the client had authenticated. */
+  readonly principal?: Principal;
+  readonly rule?: string;
+}
+
+export interface ConnectionOutput {
+  /** Whole frames for the broker, in order (Envoy `read_data`). */
+  readonly toBroker: Buffer[];
+  /** Whole frames for the client, in order (Envoy `write_data`). */
+  readonly toClient: Buffer[];
+  /** Set once, when the connection must be closed after the frames above went out. */
+  readonly close?: CloseReason;
+}
+
+export interface KafkaConnectionOptions {
+  /** Largest frame size prefix accepted in either direction (bytes after the 4-byte prefix). */
+  readonly maxFrameBytes: number;
+  /** Most client requests awaiting a response at once; one more closes the connection. */
+  readonly maxInFlight: number;
+  /** Verifies an OAUTHBEARER token; rejects with an error whose message is safe to show the client. */
+  readonly authenticate: (token: string) => Promise<Principal>;
+  readonly decide: (principal: Principal, action: KafkaAction) => Decision;
+  readonly maxSessionLifetimeMs: number;
+  readonly upstreamSasl?: UpstreamSasl;
+  readonly routes: BrokerRoutes;
+  readonly audit: AuditSink;
+  /** Envoy's connection facts (source address, connection id) for audit records. */
+  readonly facts?: Readonly<Record<string, string | number>>;
+  readonly logger: Logger;
+  /** Output of asynchronous completions (a verified token releasing held requests). */
+  readonly deliver: (output: ConnectionOutput) => void;
+  /** Monotonic milliseconds (latency); `performance.now` by default. */
+  readonly now?: () => number;
+  /** Wall-clock epoch milliseconds (token expiry, session ends); `Date.now` by default. */
+  readonly clock?: () => number;
+  /** Once per frame that leaves, requests and responses; responses carry their request's API key. Must not throw. */
+  readonly onFrame?: (direction: KafkaDirection, apiKey: number) => void;
+  /** Once per policy decision. Must not throw. */
+  readonly onDecision?: (decision: Decision) => void;
+}
+
+/** The audit event of each protocol violation: dotted and stable. */
+const FRAME_EVENTS: Readonly<Record<FrameErrorCode, string>> = {
+  frame_too_large: 'kafka.frame.too_large',
+  frame_size_invalid: 'kafka.frame.size_invalid',
+  header_truncated: 'kafka.frame.header_truncated',
+  header_invalid: 'kafka.frame.header_invalid',
+  body_truncated: 'kafka.frame.body_truncated',
+  body_invalid: 'kafka.frame.body_invalid',
+};
+
+const OAUTHBEARER = 'OAUTHBEARER';
+/** The SASL versions tollgate speaks to the broker: handshake v1 (framed tokens), authenticate v2 (flexible). */
+const UPSTREAM_HANDSHAKE_VERSION = 1;
+const UPSTREAM_AUTHENTICATE_VERSION = 2;
+/** Re-authenticate upstream once this share of the broker's session lifetime has passed (Kafka clients: 85–95%). */
+const UPSTREAM_REAUTH_AT = 0.85;
+
+type ClientAuth =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'handshake' }
+  | { readonly kind: 'verifying' }
+  | {
+    readonly kind: 'authenticated';
+    readonly principal: Principal;
+    /** Epoch milliseconds after which a request closes the connection. */
+    readonly sessionEnd: number;
+    /** KIP-368 re-authentication in progress on this connection. */
+    readonly reauth: 'idle' | 'handshake' | 'verifying';
+  };
+
+type UpstreamState =
+  | { readonly kind: 'not_started' }
+  | { readonly kind: 'authenticating' }
+  | { readonly kind: 'ready'; readonly reauthAt: number | undefined };
+
+class ConnectionClosed extends Error {
+  readonly close: CloseReason;
+  constructor(close: CloseReason) {
+    super(close.reason);
+    this.close = close;
+  }
+}
+
+export class KafkaConnection {
+  readonly #options: KafkaConnectionOptions;
+  readonly #requests: FrameReassembler;
+  readonly #responses: FrameReassembler;
+  readonly #sequencer = new ResponseSequencer();
+  readonly #now: () => number;
+  readonly #clock: () => number;
+  /** Client frames that cannot be handled yet (a token being verified, upstream not authenticated), in order. */
+  readonly #held: Buffer[] = [];
+  #auth: ClientAuth = { kind: 'none' };
+  #upstream: UpstreamState;
+  #nextInternalCorrelationId = -1;
+  #toBroker: Buffer[] = [];
+  #toClient: Buffer[] = [];
+  #closed: CloseReason | undefined;
+
+  constructor(options: KafkaConnectionOptions) {
+    if (!Number.isSafeInteger(options.maxInFlight) || options.maxInFlight < 1) {
+      throw new RangeError(`maxInFlight must be a positive integer, got ${options.maxInFlight}`);
+    }
+    this.#options = options;
+    this.#requests = new FrameReassembler({ maxFrameBytes: options.maxFrameBytes });
+    this.#responses = new FrameReassembler({ maxFrameBytes: options.maxFrameBytes });
+    this.#now = options.now ?? (() => performance.now());
+    this.#clock = options.clock ?? Date.now;
+    this.#upstream = options.upstreamSasl === undefined ? { kind: 'ready', reauthAt: undefined } : { kind: 'not_started' };
+  }
+
+  /** The authenticated principal, if any. */
+  get principal(): Principal | undefined {
+    return this.#auth.kind === 'authenticated' ? this.#auth.principal : undefined;
+  }
+
+  /** Client requests awaiting their response. */
+  get inFlightCount(): number {
+    return this.#sequencer.pendingClient;
+  }
+
+  /** Client frames held until authentication completes. */
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
+  get closed(): CloseReason | undefined {
+    return this.#closed;
+  }
+
+  /** Bytes from the client (Envoy `read_data`). */
+  onClientData(chunk: Buffer): ConnectionOutput {
+    return this.#run(() => {
+      if (this.#upstream.kind === 'not_started') this.#startUpstreamAuthentication();
+      let frames: Buffer[];
+      try {
+        frames = this.#requests.push(chunk);
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        for (const frame of error.completeFrames) this.#onClientFrame(frame);
+        throw this.#frameClose(error, 'request');
+      }
+      for (const frame of frames) this.#onClientFrame(frame);
+    });
+  }
+
+  /** Bytes from the broker (Envoy `write_data`). */
+  onBrokerData(chunk: Buffer): ConnectionOutput {
+    return this.#run(() => {
+      let frames: Buffer[];
+      try {
+        frames = this.#responses.push(chunk);
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        for (const frame of error.completeFrames) this.#onBrokerFrame(frame);
+        throw this.#frameClose(error, 'response');
+      }
+      for (const frame of frames) this.#onBrokerFrame(frame);
+      this.#drainHeld();
+    });
+  }
+
+  /** The client half-closed. A partial frame, or requests still held, close the connection: they would be lost. */
+  onClientEnd(): ConnectionOutput {
+    return this.#run(() => {
+      this.#checkEnd('request', this.#requests);
+      if (this.#held.length > 0) {
+        throw new ConnectionClosed({
+          event: 'kafka.connection.ended_while_held',
+          reason: `the client closed its side with ${this.#held.length} requests still held for authentication`,
+          details: { held: this.#held.length },
+        });
+      }
+    });
+  }
+
+  /** The broker closed. A partial response frame at that point closes the connection. */
+  onBrokerEnd(): ConnectionOutput {
+    return this.#run(() => this.#checkEnd('response', this.#responses));
+  }
+
+  #checkEnd(direction: KafkaDirection, reassembler: FrameReassembler): void {
+    if (reassembler.isIdle) return;
+    throw new ConnectionClosed({
+      event: 'kafka.frame.truncated_at_eof',
+      reason: `the ${direction} stream ended inside a frame (${reassembler.pendingBytes} bytes held)`,
+      details: { direction, pendingBytes: reassembler.pendingBytes },
+    });
+  }
+
+  /** Runs one input step and collects its output; a ConnectionClosed thrown inside becomes the output's `close`. */
+  #run(step: () => void): ConnectionOutput {
+    if (this.#closed !== undefined) return { toBroker: [], toClient: [] };
+    try {
+      step();
+    } catch (error) {
+      if (!(error instanceof ConnectionClosed)) throw error;
+      this.#closeWith(error.close);
+    }
+    return this.#take();
+  }
+
+  #take(): ConnectionOutput {
+    const output: ConnectionOutput = {
+      toBroker: this.#closed === undefined ? this.#toBroker : [],
+      toClient: this.#toClient,
+      ...(this.#closed !== undefined && { close: this.#closed }),
+    };
+    this.#toBroker = [];
+    this.#toClient = [];
+    return output;
+  }
+
+  #closeWith(close: CloseReason): void {
+    if (this.#closed !== undefined) return;
+    const principal = this.principal;
+    this.#closed = principal !== undefined && close.principal === undefined ? { ...close, principal } : close;
+    // Nothing more goes to the broker from a connection being closed; what the client was owed still leaves.
+    this.#toBroker = [];
+  }
+
+  #frameClose(error: FrameError, direction: KafkaDirection): ConnectionClosed {
+    return new ConnectionClosed({ event: FRAME_EVENTS[error.code], reason: error.message, details: { direction, ...error.details } });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Client requests
+  // -------------------------------------------------------------------------------------------------------------
+
+  #onClientFrame(frame: Buffer): void {
+    if (this.#closed !== undefined) return;
+    if (this.#held.length > 0 || !this.#canHandleNow()) {
+      this.#held.push(frame);
+      return;
+    }
+    this.#handleClientFrame(frame);
+  }
+
+  /** Requests are handled only once upstream is authenticated and no token is being verified. */
+  #canHandleNow(): boolean {
+    if (this.#upstream.kind !== 'ready') return false;
+    if (this.#auth.kind === 'verifying') return false;
+    return !(this.#auth.kind === 'authenticated' && this.#auth.reauth === 'verifying');
+  }
+
+  #drainHeld(): void {
+    while (this.#held.length > 0 && this.#closed === undefined && this.#canHandleNow()) {
+      this.#handleClientFrame(this.#held.shift()!);
+    }
+  }
+
+  #handleClientFrame(frame: Buffer): void {
+    let header: RequestHeader;
+    try {
+      header = readRequestHeader(frame);
+    } catch (error) {
+      if (error instanceof FrameError) throw this.#frameClose(error, 'request');
+      throw error;
+    }
+    const { apiKey, apiVersion } = header;
+    if (!isClientApiVersionAllowed(apiKey, apiVersion) && apiKey !== API_KEY.ApiVersions) {
+      throw new ConnectionClosed({
+        event: 'kafka.request.unsupported_version',
+        reason: `${apiKeyName(apiKey)} v${apiVersion} is not a request tollgate accepts (its ApiVersions answer does not offer it)`,
+        details: this.#requestDetails(header),
+      });
+    }
+    if (this.#sequencer.pendingClient >= this.#options.maxInFlight) {
+      throw new ConnectionClosed({
+        event: 'kafka.request.in_flight_limit',
+        reason: `more than ${this.#options.maxInFlight} requests awaiting a response`,
+        details: { limit: this.#options.maxInFlight, ...this.#requestDetails(header) },
+      });
+    }
+    switch (apiKey) {
+      case API_KEY.ApiVersions:
+        // Allowed before authentication, as on the broker; the answer is trimmed to what tollgate parses.
+        this.#forward(frame, header, (response) => trimApiVersionsResponse(response, apiVersion), []);
+        return;
+      case API_KEY.SaslHandshake:
+        this.#onSaslHandshake(frame, header);
+        return;
+      case API_KEY.SaslAuthenticate:
+        this.#onSaslAuthenticate(frame, header);
+        return;
+      default:
+        this.#onApiRequest(frame, header);
+    }
+  }
+
+  #onApiRequest(frame: Buffer, header: RequestHeader): void {
+    const auth = this.#auth;
+    if (auth.kind !== 'authenticated') {
+      throw new ConnectionClosed({
+        event: 'kafka.sasl.unauthenticated_request',
+        reason: `${apiKeyName(header.apiKey)} before SASL authentication (expected SaslHandshake with OAUTHBEARER)`,
+        details: this.#requestDetails(header),
+      });
+    }
+    if (auth.reauth !== 'idle') {
+      throw new ConnectionClosed({
+        event: 'kafka.sasl.illegal_state',
+        reason: `${apiKeyName(header.apiKey)} in the middle of re-authentication`,
+        details: this.#requestDetails(header),
+      });
+    }
+    if (this.#clock() >= auth.sessionEnd) {
+      throw new ConnectionClosed({
+        event: 'kafka.sasl.session_expired',
+        reason: `the SASL session of ${auth.principal.subject} ended ${new Date(auth.sessionEnd).toISOString()} and the client did not re-authenticate`,
+        details: this.#requestDetails(header),
+      });
+    }
+    if (this.#upstreamReauthDue()) {
+      // The held frame goes first once the broker accepted tollgate again.
+      this.#held.unshift(frame);
+      this.#startUpstreamAuthentication();
+      return;
+    }
+    let plan: RequestPlan;
+    try {
+      plan = authorizeRequest(frame, decodeRequest(frame), (action) => {
+        const decision = this.#options.decide(auth.principal, action);
+        this.#options.onDecision?.(decision);
+        return decision;
+      });
+    } catch (error) {
+      if (error instanceof FrameError) throw this.#frameClose(error, 'request');
+      throw error;
+    }
+    switch (plan.kind) {
+      case 'forward':
+        this.#forward(frame, header, plan.filterResponse, plan.decisions);
+        return;
+      case 'split':
+        this.#forward(plan.request, header, plan.completeResponse, plan.decisions, frame);
+        return;
+      case 'answer':
+        this.#answer(header, plan.response);
+        this.#auditRequest(header, frame, plan.decisions, 'denied', undefined, undefined);
+        return;
+      case 'refuse': {
+        const denied = plan.decisions.find((d) => d.decision.effect === 'deny');
+        throw new ConnectionClosed({
+          event: 'kafka.request.refused',
+          reason: plan.reason,
+          details: { ...this.#requestDetails(header), decisions: decisionDetails(plan.decisions) },
+          ...(denied?.decision.rule != null && { rule: denied.decision.rule }),
+        });
+      }
+    }
+  }
+
+  /**
+   * Sends `frame` upstream; its response goes through `transform`, then broker addresses are rewritten, then it is
+   * audited. Produce with acks=0 has no response: audited at once. `original` is the client's frame when `frame`
+   * is a rewritten one (a split): the audit summarises what the client asked.
+   */
+  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original = frame): void {
+    const request: PendingRequest = { apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId };
+    const outcome = original === frame ? 'forwarded' : 'split';
+    this.#toBroker.push(frame);
+    this.#options.onFrame?.('request', header.apiKey);
+    if (header.apiKey === API_KEY.Produce && readProduceAcks(frame, header) === 0) {
+      this.#auditRequest(header, original, decisions, outcome, undefined, undefined);
+      return;
+    }
+    const sentAt = this.#now();
+    this.#sequencer.forwarded(request, (response) => {
+      let out = transform === undefined ? response : transform(response);
+      if (carriesBrokerEndpoints(header.apiKey, header.apiVersion)) {
+        const rewritten = rewriteBrokerEndpoints(out, header.apiKey, header.apiVersion, this.#options.routes);
+        if (rewritten.kind === 'unknown_broker') {
+          throw new ConnectionClosed({
+            event: 'kafka.routing.unknown_broker',
+            reason: `the broker named node ${rewritten.nodeId} (${rewritten.host}:${rewritten.port}), which kafka.brokers does not map to an Envoy listener`,
+            details: { ...this.#requestDetails(header), nodeId: rewritten.nodeId },
+          });
+        }
+        if (rewritten.kind === 'rewritten') out = rewritten.frame;
+      }
+      this.#auditRequest(header, original, decisions, outcome, response, this.#now() - sentAt);
+      this.#options.onFrame?.('response', header.apiKey);
+      return out;
+    });
+  }
+
+  #answer(header: RequestHeader, response: Buffer): void {
+    const request: PendingRequest = { apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId };
+    this.#options.onFrame?.('response', header.apiKey);
+    this.#release(this.#sequencer.answered(request, response));
+  }
+
+  /** Frames the sequencer released: they leave for the client in this order. */
+  #release(frames: Buffer[]): void {
+    for (const frame of frames) this.#toClient.push(frame);
+  }
+
+  /** Fills a reserved slot (an asynchronous SASL answer). */
+  #fill(fill: (response: Buffer) => Buffer[], header: RequestHeader, response: Buffer): void {
+    this.#options.onFrame?.('response', header.apiKey);
+    this.#release(fill(response));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Client SASL (answered here)
+  // -------------------------------------------------------------------------------------------------------------
+
+  #onSaslHandshake(frame: Buffer, header: RequestHeader): void {
+    const request = decodeRequest(frame);
+    const mechanism = (request.body as { mechanism: string }).mechanism;
+    const auth = this.#auth;
+    const handshakeAnswer = (errorCode: number) =>
+      this.#answer(header, encodeResponse({ correlationId: header.correlationId, taggedFields: [] }, API_KEY.SaslHandshake, header.apiVersion, { errorCode, mechanisms: [OAUTHBEARER] }));
+    if (header.apiVersion < 1) {
+      // v0 is followed by raw, unframed SASL tokens: not offered by tollgate's ApiVersions, and not parseable here.
+      handshakeAnswer(KafkaError.UNSUPPORTED_VERSION);
+      throw new ConnectionClosed({ event: 'kafka.sasl.unsupported_version', reason: 'SaslHandshake v0 (unframed SASL tokens) is not supported', details: this.#requestDetails(header) });
+    }
+    if (mechanism !== OAUTHBEARER) {
+      handshakeAnswer(KafkaError.UNSUPPORTED_SASL_MECHANISM);
+      this.#auditSasl('kafka.sasl.unsupported_mechanism', `the client asked for SASL mechanism ${JSON.stringify(mechanism)}; tollgate accepts only OAUTHBEARER`, header);
+      return;
+    }
+    if (auth.kind === 'none') this.#auth = { kind: 'handshake' };
+    else if (auth.kind === 'authenticated' && auth.reauth === 'idle') this.#auth = { ...auth, reauth: 'handshake' };
+    else {
+      handshakeAnswer(KafkaError.ILLEGAL_SASL_STATE);
+      throw new ConnectionClosed({ event: 'kafka.sasl.illegal_state', reason: `SaslHandshake while ${describeAuth(auth)}`, details: this.#requestDetails(header) });
+    }
+    handshakeAnswer(KafkaError.NONE);
+  }
+
+  #saslAuthenticateResponse(header: RequestHeader, errorCode: number, errorMessage: string | null, sessionLifetimeMs: number): Buffer {
+    return encodeResponse({ correlationId: header.correlationId, taggedFields: [] }, API_KEY.SaslAuthenticate, header.apiVersion, {
+      errorCode,
+      errorMessage,
+      authBytes: Buffer.alloc(0),
+      sessionLifetimeMs: BigInt(sessionLifetimeMs),
+    });
+  }
+
+  #onSaslAuthenticate(frame: Buffer, header: RequestHeader): void {
+    const auth = this.#auth;
+    const reauth = auth.kind === 'authenticated';
+    if (!(auth.kind === 'handshake' || (auth.kind === 'authenticated' && auth.reauth === 'handshake'))) {
+      this.#answer(header, this.#saslAuthenticateResponse(header, KafkaError.ILLEGAL_SASL_STATE, `SaslAuthenticate while ${describeAuth(auth)}`, 0));
+      throw new ConnectionClosed({ event: 'kafka.sasl.illegal_state', reason: `SaslAuthenticate while ${describeAuth(auth)}`, details: this.#requestDetails(header) });
+    }
+    const request = decodeRequest(frame);
+    let token: string;
+    try {
+      token = parseOAuthBearerInitialResponse((request.body as { authBytes: Buffer }).authBytes).token;
+    } catch (error) {
+      this.#failAuthentication(header, error instanceof Error ? error.message : String(error), undefined);
+      return;
+    }
+    const fill = this.#sequencer.reserved({ apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId });
+    this.#auth = auth.kind === 'authenticated' ? { ...auth, reauth: 'verifying' } : { kind: 'verifying' };
+    this.#options.authenticate(token).then(
+      (principal) => this.#completeAsync(() => this.#onTokenVerified(header, fill, principal, reauth)),
+      (error: unknown) => this.#completeAsync(() => {
+        const message = error instanceof Error ? error.message : String(error);
+        this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
+        throw this.#authenticationFailure(header, message);
+      }),
+    );
+  }
+
+  #onTokenVerified(header: RequestHeader, fill: (response: Buffer) => Buffer[], principal: Principal, reauth: boolean): void {
+    const previous = this.#auth.kind === 'authenticated' ? this.#auth.principal : undefined;
+    const now = this.#clock();
+    if (reauth && previous !== undefined && (previous.subject !== principal.subject || previous.issuer !== principal.issuer)) {
+      const message = `re-authentication must keep the principal: ${previous.subject} cannot become ${principal.subject}`;
+      this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
+      throw this.#authenticationFailure(header, message);
+    }
+    const tokenEnd = principal.expiresAt === undefined ? Number.POSITIVE_INFINITY : principal.expiresAt * 1000;
+    const sessionEnd = Math.min(tokenEnd, now + this.#options.maxSessionLifetimeMs);
+    const lifetime = Math.floor(sessionEnd - now);
+    if (lifetime <= 0) {
+      const message = 'the token has expired';
+      this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
+      throw this.#authenticationFailure(header, message);
+    }
+    this.#auth = { kind: 'authenticated', principal, sessionEnd, reauth: 'idle' };
+    // v0 has no session lifetime: such a client cannot re-authenticate, and its connection ends with the session.
+    this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.NONE, null, lifetime));
+    this.#options.audit.write({
+      time: new Date(now).toISOString(),
+      path: 'kafka',
+      event: reauth ? 'kafka.sasl.reauthenticated' : 'kafka.sasl.authenticated',
+      principal,
+      ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
+      details: { mechanism: OAUTHBEARER, clientId: header.clientId, sessionLifetimeMs: lifetime },
+    });
+    this.#options.logger.debug({ subject: principal.subject, sessionLifetimeMs: lifetime, reauth }, 'kafka client authenticated');
+  }
+
+  #failAuthentication(header: RequestHeader, message: string, fill: ((response: Buffer) => Buffer[]) | undefined): never {
+    const response = this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0);
+    if (fill === undefined) this.#answer(header, response);
+    else this.#fill(fill, header, response);
+    throw this.#authenticationFailure(header, message);
+  }
+
+  #authenticationFailure(header: RequestHeader, message: string): ConnectionClosed {
+    return new ConnectionClosed({
+      event: 'kafka.sasl.authentication_failed',
+      reason: `SASL OAUTHBEARER authentication failed: ${message}`,
+      details: { mechanism: OAUTHBEARER, clientId: header.clientId },
+    });
+  }
+
+  /** Runs the rest of an asynchronous step and delivers its output (unless the connection closed meanwhile). */
+  #completeAsync(step: () => void): void {
+    if (this.#closed !== undefined) return;
+    let output: ConnectionOutput;
+    try {
+      output = this.#run(() => {
+        step();
+        this.#drainHeld();
+      });
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'unexpected error completing a Kafka authentication');
+      this.#closeWith({ event: 'kafka.processor.internal_error', reason: error instanceof Error ? error.message : String(error), details: {} });
+      output = this.#take();
+    }
+    this.#options.deliver(output);
+  }
+
+  #auditSasl(event: string, reason: string, header: RequestHeader): void {
+    this.#options.audit.write({
+      time: new Date(this.#clock()).toISOString(),
+      path: 'kafka',
+      event,
+      reason,
+      ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
+      details: this.#requestDetails(header),
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Upstream SASL (tollgate's own credential)
+  // -------------------------------------------------------------------------------------------------------------
+
+  #upstreamReauthDue(): boolean {
+    const upstream = this.#upstream;
+    return upstream.kind === 'ready' && upstream.reauthAt !== undefined && this.#clock() >= upstream.reauthAt;
+  }
+
+  #startUpstreamAuthentication(): void {
+    const sasl = this.#options.upstreamSasl;
+    if (sasl === undefined) return;
+    this.#upstream = { kind: 'authenticating' };
+    this.#inject(API_KEY.SaslHandshake, UPSTREAM_HANDSHAKE_VERSION, { mechanism: sasl.mechanism }, (frame) => {
+      const response = decodeResponse(frame, API_KEY.SaslHandshake, UPSTREAM_HANDSHAKE_VERSION).body;
+      if (response.errorCode !== KafkaError.NONE) {
+        throw this.#upstreamFailure(`the broker refused SASL mechanism ${sasl.mechanism} with ${kafkaErrorName(response.errorCode)}; it offers ${response.mechanisms.join(', ') || 'none'}`);
+      }
+      if (sasl.mechanism === 'PLAIN') {
+        this.#upstreamAuthenticate(encodePlain({ username: sasl.username, password: sasl.password }), () => true);
+        return;
+      }
+      const scram = new ScramClient({ mechanism: sasl.mechanism, username: sasl.username, password: sasl.password });
+      this.#upstreamAuthenticate(scram.clientFirstMessage(), (serverFirst) => {
+        this.#upstreamAuthenticate(scram.handleServerFirst(serverFirst), (serverFinal) => {
+          scram.handleServerFinal(serverFinal);
+          return true;
+        });
+        return false;
+      });
+    });
+  }
+
+  /** One SaslAuthenticate round upstream; `next` gets the broker's bytes and returns true when authentication is done. */
+  #upstreamAuthenticate(authBytes: Buffer, next: (serverBytes: Buffer) => boolean): void {
+    this.#inject(API_KEY.SaslAuthenticate, UPSTREAM_AUTHENTICATE_VERSION, { authBytes }, (frame) => {
+      const response = decodeResponse(frame, API_KEY.SaslAuthenticate, UPSTREAM_AUTHENTICATE_VERSION).body;
+      if (response.errorCode !== KafkaError.NONE) {
+        throw this.#upstreamFailure(`the broker refused tollgate's credential: ${kafkaErrorName(response.errorCode)}${response.errorMessage === null ? '' : `: ${response.errorMessage}`}`);
+      }
+      let done: boolean;
+      try {
+        done = next(response.authBytes);
+      } catch (error) {
+        if (error instanceof ConnectionClosed) throw error;
+        throw this.#upstreamFailure(error instanceof Error ? error.message : String(error));
+      }
+      if (!done) return;
+      const lifetime = Number(response.sessionLifetimeMs);
+      this.#upstream = { kind: 'ready', reauthAt: lifetime > 0 ? this.#clock() + lifetime * UPSTREAM_REAUTH_AT : undefined };
+      this.#options.logger.debug({ sessionLifetimeMs: lifetime }, 'tollgate authenticated to the broker');
+    });
+  }
+
+  #inject(apiKey: number, apiVersion: number, body: unknown, onResponse: (frame: Buffer) => void): void {
+    const correlationId = this.#nextInternalCorrelationId--;
+    if (this.#nextInternalCorrelationId < -0x7fffffff) this.#nextInternalCorrelationId = -1;
+    this.#toBroker.push(encodeRequest({ apiKey, apiVersion, correlationId, clientId: 'tollgate', taggedFields: [] }, body));
+    this.#sequencer.injected(correlationId, (frame) => {
+      try {
+        onResponse(frame);
+      } catch (error) {
+        if (error instanceof FrameError) throw this.#upstreamFailure(`unreadable SASL response from the broker: ${error.message}`);
+        throw error;
+      }
+    });
+  }
+
+  #upstreamFailure(message: string): ConnectionClosed {
+    return new ConnectionClosed({
+      event: 'kafka.upstream.authentication_failed',
+      reason: `tollgate could not authenticate to the broker as ${this.#options.upstreamSasl?.username ?? '?'} (${this.#options.upstreamSasl?.mechanism ?? '?'}): ${message}`,
+      details: { mechanism: this.#options.upstreamSasl?.mechanism },
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Broker responses
+  // -------------------------------------------------------------------------------------------------------------
+
+  #onBrokerFrame(frame: Buffer): void {
+    if (this.#closed !== undefined) return;
+    const head = this.#sequencer.peekUpstream();
+    let released: Buffer[];
+    try {
+      released = this.#sequencer.fromBroker(frame);
+    } catch (error) {
+      if (error instanceof SequenceError) {
+        throw new ConnectionClosed({
+          event: error.code === 'unexpected_response' ? 'kafka.response.unknown_correlation_id' : 'kafka.response.out_of_order',
+          reason: error.message,
+          details: { direction: 'response', correlationId: frame.length >= 8 ? frame.readInt32BE(4) : null },
+        });
+      }
+      if (error instanceof FrameError) {
+        throw new ConnectionClosed({
+          event: 'kafka.response.invalid',
+          reason: `unreadable ${head !== undefined && !('internal' in head) ? apiKeyName(head.apiKey) : ''} response from the broker: ${error.message}`,
+          details: { direction: 'response', ...error.details },
+        });
+      }
+      throw error;
+    }
+    this.#release(released);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Audit
+  // -------------------------------------------------------------------------------------------------------------
+
+  #requestDetails(header: RequestHeader): Record<string, unknown> {
+    return { api: apiKeyName(header.apiKey), apiVersion: header.apiVersion, correlationId: header.correlationId, clientId: header.clientId };
+  }
+
+  #auditRequest(
+    header: RequestHeader,
+    frame: Buffer,
+    decisions: readonly ResourceDecision[],
+    outcome: 'forwarded' | 'split' | 'denied',
+    response: Buffer | undefined,
+    latencyMs: number | undefined,
+  ): void {
+    const principal = this.principal;
+    const denied = decisions.find((d) => d.decision.effect === 'deny');
+    const decisive = denied ?? decisions[0];
+    const record: AuditRecord = {
+      time: new Date(this.#clock()).toISOString(),
+      path: 'kafka',
+      event: outcome === 'denied' ? 'kafka.request.denied' : outcome === 'split' ? 'kafka.request.partially_denied' : 'kafka.request',
+      ...(principal !== undefined && { principal }),
+      ...(decisive?.decision.rule != null && { rule: decisive.decision.rule }),
+      ...(denied !== undefined && { reason: denied.decision.reason }),
+      ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
+      details: {
+        ...this.#requestDetails(header),
+        ...safeSummary(() => summarizeRequest(frame)),
+        ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
+        ...(decisions.length > 0 && { decisions: decisionDetails(decisions) }),
+        ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),
+      },
+    };
+    this.#options.audit.write(record);
+  }
+}
+
+function describeAuth(auth: ClientAuth): string {
+  switch (auth.kind) {
+    case 'none':
+      return 'no SASL handshake was made';
+    case 'handshake':
+      return 'awaiting SaslAuthenticate';
+    case 'verifying':
+      return 'a token is being verified';
+    case 'authenticated':
+      return auth.reauth === 'idle' ? 'already authenticated (re-authentication starts with SaslHandshake)' : 're-authenticating';
+  }
+}
+
+function decisionDetails(decisions: readonly ResourceDecision[]): Array<Record<string, unknown>> {
+  return decisions.map(({ action, decision }) => ({
+    operation: action.operation,
+    ...(action.topic !== undefined && { topic: action.topic }),
+    ...(action.group !== undefined && { group: action.group }),
+    ...(action.transactionalId !== undefined && { transactionalId: action.transactionalId }),
+    effect: decision.effect,
+    rule: decision.rule,
+  }));
+}
+
+/** Summaries are for the record only: one that cannot be made must not fail the request. */
+function safeSummary(make: () => object | undefined): object {
+  try {
+    return make() ?? {};
+  } catch {
+    return {};
+  }
+}
+
+export { BrokerRoutes };

@@ -1,0 +1,39 @@
+/**
+ * @module kafka/settings
+ * The Kafka section of the config → what every Kafka connection shares. Secrets are read here, once, so a missing
+ * broker password fails the start, not the first connection.
+ */
+import type { KafkaConfig } from '../config/schema.ts';
+import { readSecret } from '../config/secrets.ts';
+import type { KafkaAction } from '../core/action.ts';
+import type { Decision } from '../core/decision.ts';
+import type { Principal } from '../core/principal.ts';
+import { BrokerRoutes } from './routing/index.ts';
+import type { KafkaConnectionSettings } from './service.ts';
+
+export interface KafkaSettingsInput {
+  readonly authenticate: (token: string) => Promise<Principal>;
+  readonly decide: (principal: Principal, action: KafkaAction) => Decision;
+}
+
+export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput): KafkaConnectionSettings {
+  const sasl = config.upstream.sasl;
+  return {
+    maxFrameBytes: config.maxFrameBytes,
+    maxInFlight: config.maxInFlight,
+    maxSessionLifetimeMs: config.clientAuthentication.maxSessionLifetime,
+    authenticate: input.authenticate,
+    decide: input.decide,
+    routes: new BrokerRoutes(config.brokers.map(({ nodeId, advertise }) => {
+      const at = advertise.lastIndexOf(':');
+      return { nodeId, host: advertise.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(advertise.slice(at + 1)) };
+    })),
+    ...(sasl !== undefined && {
+      upstreamSasl: {
+        mechanism: sasl.mechanism,
+        username: sasl.username,
+        password: readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`),
+      },
+    }),
+  };
+}
