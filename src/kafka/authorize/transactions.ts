@@ -3,13 +3,12 @@
  * Transaction coordinator APIs: produce on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED when
  * denied), plus produce per topic added to a transaction and consume on a group whose offsets join it.
  */
+import { KafkaError } from '../protocol/error-codes.ts';
 import { AddOffsetsToTxnResponseSchema, AddPartitionsToTxnResponseSchema, EndTxnResponseSchema, InitProducerIdResponseSchema } from '../protocol/generated/index.ts';
 import type { AddPartitionsToTxnResponse } from '../protocol/generated/index.ts';
 import { apiPolicy, blank, deniedEntry, planWhole } from './plan.ts';
 import type { ApiPolicy } from './plan.ts';
 
-/** Kafka's OPERATION_NOT_ATTEMPTED (55): not in protocol/error-codes.ts, which lists the codes tollgate used before. */
-const OPERATION_NOT_ATTEMPTED = 55;
 
 const initProducerId = apiPolicy(22, 'produce on the transactional id; none for an idempotent producer (no transactional id)', (judge, body) => {
   // Idempotence alone gives a producer id and no access to any data: nothing to decide.
@@ -25,7 +24,7 @@ const addPartitionsToTxn = apiPolicy(24, 'produce on the transactional id and pe
   const verdicts = txn !== undefined ? [] : body.v3AndBelowTopics.map((topic) => judge.check('produce', { topic: topic.name }));
   if (txn === undefined && verdicts.every((verdict) => verdict === undefined)) return judge.forward();
   // Not split: the broker adds a request's partitions atomically and answers a failure for all of them (denied
-  // partitions TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED). Forwarding the allowed part would
+  // partitions TOPIC_AUTHORIZATION_FAILED, the others KafkaError.OPERATION_NOT_ATTEMPTED). Forwarding the allowed part would
   // add partitions to a transaction the producer is about to abort.
   const v = judge.version;
   type TopicResult = AddPartitionsToTxnResponse['resultsByTopicV3AndBelow'][number];
@@ -34,7 +33,7 @@ const addPartitionsToTxn = apiPolicy(24, 'produce on the transactional id and pe
     return {
       ...blank<TopicResult>(AddPartitionsToTxnResponseSchema, 'resultsByTopicV3AndBelow'),
       name: topic.name,
-      resultsByPartition: topic.partitions.map((partitionIndex) => ({ partitionIndex, partitionErrorCode: denial?.code ?? OPERATION_NOT_ATTEMPTED })),
+      resultsByPartition: topic.partitions.map((partitionIndex) => ({ partitionIndex, partitionErrorCode: denial?.code ?? KafkaError.OPERATION_NOT_ATTEMPTED })),
     };
   });
   return judge.answer({ ...blank<AddPartitionsToTxnResponse>(AddPartitionsToTxnResponseSchema), resultsByTopicV3AndBelow: results });
