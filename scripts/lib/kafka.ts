@@ -352,7 +352,9 @@ export function javaOAuthClientProperties(tokenEndpoint: string, clientId: strin
     'sasl.mechanism=OAUTHBEARER',
     `sasl.oauthbearer.token.endpoint.url=${tokenEndpoint}`,
     'sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler',
-    `sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="${clientId}" clientSecret="${clientSecret}";`,
+    `sasl.oauthbearer.client.credentials.client.id=${clientId}`,
+    `sasl.oauthbearer.client.credentials.client.secret=${clientSecret}`,
+    'sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;',
     '',
   ].join('\n');
 }
