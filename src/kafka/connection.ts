@@ -37,7 +37,7 @@ import { KafkaError, kafkaErrorName } from './protocol/error-codes.ts';
 import { FrameError, type FrameErrorCode } from './protocol/errors.ts';
 import { FrameReassembler } from './protocol/framing.ts';
 import { readRequestHeader, type RequestHeader } from './protocol/header.ts';
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './protocol/messages.ts';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type DecodedRequest } from './protocol/messages.ts';
 import { readProduceAcks } from './protocol/produce.ts';
 import { BrokerRoutes, carriesBrokerEndpoints, rewriteBrokerEndpoints } from './routing/index.ts';
 import { parseOAuthBearerInitialResponse } from './sasl/oauthbearer.ts';
@@ -139,6 +139,12 @@ type UpstreamState =
   | { readonly kind: 'not_started' }
   | { readonly kind: 'authenticating' }
   | { readonly kind: 'ready'; readonly reauthAt: number | undefined };
+
+/** A request as the client sent it, with its decoding when it was decoded (for the audit summary). */
+interface ClientRequest {
+  readonly frame: Buffer;
+  readonly decoded?: DecodedRequest;
+}
 
 class ConnectionClosed extends Error {
   readonly close: CloseReason;
@@ -385,8 +391,10 @@ export class KafkaConnection {
       return;
     }
     let plan: RequestPlan;
+    let decoded: DecodedRequest;
     try {
-      plan = authorizeRequest(frame, decodeRequest(frame), (action) => {
+      decoded = decodeRequest(frame);
+      plan = authorizeRequest(frame, decoded, (action) => {
         const decision = this.#options.decide(auth.principal, action);
         this.#options.onDecision?.(decision);
         return decision;
@@ -397,14 +405,14 @@ export class KafkaConnection {
     }
     switch (plan.kind) {
       case 'forward':
-        this.#forward(frame, header, plan.filterResponse, plan.decisions);
+        this.#forward(frame, header, plan.filterResponse, plan.decisions, { frame, decoded });
         return;
       case 'split':
-        this.#forward(plan.request, header, plan.completeResponse, plan.decisions, frame);
+        this.#forward(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded });
         return;
       case 'answer':
         this.#answer(header, plan.response);
-        this.#auditRequest(header, frame, plan.decisions, 'denied', undefined, undefined);
+        this.#auditRequest(header, { frame, decoded }, plan.decisions, 'denied', undefined, undefined);
         return;
       case 'refuse': {
         const denied = plan.decisions.find((d) => d.decision.effect === 'deny');
@@ -423,9 +431,9 @@ export class KafkaConnection {
    * audited. Produce with acks=0 has no response: audited at once. `original` is the client's frame when `frame`
    * is a rewritten one (a split): the audit summarises what the client asked.
    */
-  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original = frame): void {
+  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest = { frame }): void {
     const request: PendingRequest = { apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId };
-    const outcome = original === frame ? 'forwarded' : 'split';
+    const outcome = original.frame === frame ? 'forwarded' : 'split';
     this.#toBroker.push(frame);
     this.#options.onFrame?.('request', header.apiKey);
     if (header.apiKey === API_KEY.Produce && readProduceAcks(frame, header) === 0) {
@@ -723,7 +731,7 @@ export class KafkaConnection {
 
   #auditRequest(
     header: RequestHeader,
-    frame: Buffer,
+    original: ClientRequest,
     decisions: readonly ResourceDecision[],
     outcome: 'forwarded' | 'split' | 'denied',
     response: Buffer | undefined,
@@ -742,7 +750,7 @@ export class KafkaConnection {
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
       details: {
         ...this.#requestDetails(header),
-        ...safeSummary(() => summarizeRequest(frame)),
+        ...safeSummary(() => summarizeRequest(original.frame, original.decoded)),
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
         ...(decisions.length > 0 && { decisions: decisionDetails(decisions) }),
         ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),
