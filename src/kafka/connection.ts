@@ -88,6 +88,12 @@ export interface KafkaConnectionOptions {
   readonly decide: (principal: Principal, action: KafkaAction) => Decision;
   readonly maxSessionLifetimeMs: number;
   readonly upstreamSasl?: UpstreamSasl;
+  /**
+   * The principal Envoy already established for this connection (an mTLS client certificate, vouched for by
+   * tollgate's own ext_authz on the network filter chain). The connection starts authenticated; SASL is then only a
+   * re-authentication and must keep the subject. The session ends when the certificate does (`expiresAt`).
+   */
+  readonly peerPrincipal?: Principal;
   readonly routes: BrokerRoutes;
   readonly audit: AuditSink;
   /** Envoy's connection facts (source address, connection id) for audit records. */
@@ -180,6 +186,11 @@ export class KafkaConnection {
     this.#now = options.now ?? (() => performance.now());
     this.#clock = options.clock ?? Date.now;
     this.#upstream = options.upstreamSasl === undefined ? { kind: 'ready', reauthAt: undefined } : { kind: 'not_started' };
+    const peer = options.peerPrincipal;
+    if (peer !== undefined) {
+      const sessionEnd = peer.expiresAt === undefined ? Number.POSITIVE_INFINITY : peer.expiresAt * 1000;
+      this.#auth = { kind: 'authenticated', principal: peer, sessionEnd, reauth: 'idle' };
+    }
   }
 
   /** The authenticated principal, if any. */

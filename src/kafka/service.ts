@@ -24,6 +24,7 @@
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/record.ts';
 import type { Decision } from '../core/decision.ts';
+import type { Principal } from '../core/principal.ts';
 import { KafkaConnection, type CloseReason, type ConnectionOutput, type KafkaConnectionOptions, type KafkaDirection } from './connection.ts';
 
 /** `envoy.service.network_ext_proc.v3.Data`, as proto-loader gives it (`keepCase: true`). */
@@ -72,7 +73,10 @@ export interface NetworkExtProcHooks {
 }
 
 /** Everything a connection needs that is the same for all connections. */
-export type KafkaConnectionSettings = Omit<KafkaConnectionOptions, 'deliver' | 'facts' | 'logger' | 'audit' | 'onFrame' | 'onDecision'>;
+export type KafkaConnectionSettings = Omit<KafkaConnectionOptions, 'deliver' | 'facts' | 'logger' | 'audit' | 'onFrame' | 'onDecision' | 'peerPrincipal'>;
+
+/** The dynamic metadata namespace of Envoy's network ext_authz filter, forwarded to network ext_proc. */
+export const NETWORK_EXT_AUTHZ_NAMESPACE = 'envoy.filters.network.ext_authz';
 
 export interface NetworkExtProcHandlerOptions {
   readonly logger: Logger;
@@ -154,8 +158,11 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
     const open = (message: NetworkProcessingRequest): KafkaConnection => {
       facts = connectionFacts(message.attributes);
       if (Object.keys(facts).length > 0) logger = options.logger.child({ connection: facts });
+      const peer = peerPrincipal(message.metadata);
+      if (peer !== undefined) logger = logger.child({ subject: peer.subject });
       const created = new KafkaConnection({
         ...options.settings(),
+        ...(peer !== undefined && { peerPrincipal: peer }),
         facts,
         logger,
         audit,
@@ -216,6 +223,30 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
     call.on('cancelled', () => finish('cancelled'));
     hooks.onConnectionOpen?.();
   };
+}
+
+/**
+ * The principal tollgate's ext_authz put on the connection (network ext_authz → dynamic metadata → forwarded to
+ * network ext_proc in `metadata.filter_metadata`), as `subject`, `groups`, `issuer`, `authenticated_by` and, for a
+ * certificate, `expires_at` (epoch seconds). Only Envoy writes a connection's dynamic metadata; a client cannot.
+ * Undefined when absent or incomplete.
+ */
+export function peerPrincipal(metadata: unknown): Principal | undefined {
+  const struct = asRecord(asRecord(asRecord(metadata)?.['filter_metadata'])?.[NETWORK_EXT_AUTHZ_NAMESPACE]);
+  const fields = asRecord(struct?.['fields']);
+  if (fields === undefined) return undefined;
+  const text = (key: string): string | undefined => {
+    const value = asRecord(fields[key])?.['stringValue'];
+    return typeof value === 'string' && value.length > 0 ? value : undefined;
+  };
+  const subject = text('subject');
+  const issuer = text('issuer');
+  const method = text('authenticated_by');
+  if (subject === undefined || issuer === undefined || (method !== 'mtls' && method !== 'oidc' && method !== 'kubernetes' && method !== 'api-key')) return undefined;
+  const list = asRecord(asRecord(fields['groups'])?.['listValue'])?.['values'];
+  const groups = Array.isArray(list) ? list.map((v) => asRecord(v)?.['stringValue']).filter((g): g is string => typeof g === 'string') : [];
+  const expires = asRecord(fields['expires_at'])?.['numberValue'];
+  return { subject, groups, issuer, authenticatedBy: method, ...(typeof expires === 'number' && { expiresAt: expires }) };
 }
 
 /**

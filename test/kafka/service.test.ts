@@ -10,6 +10,7 @@ import {
   type NetworkExtProcHandlerOptions,
   type NetworkProcessingRequest,
   type NetworkProcessingResponse,
+  peerPrincipal,
 } from '../../src/kafka/service.ts';
 import { connectionAttributes, FakeCall, MemoryAudit } from './fakes.ts';
 import { int32, splitAt } from './frames.ts';
@@ -241,5 +242,45 @@ describe('Kafka network ext_proc handler', () => {
     assert.deepEqual(call.read(metadataRequest(1)), [{ connection_status: 'CLOSE' }]);
     assert.equal(call.ended, true);
     assert.equal(audit.records.at(-1)?.event, 'kafka.processor.internal_error');
+  });
+});
+
+describe('a principal established by Envoy (mTLS via network ext_authz)', () => {
+  const metadata = (fields: Record<string, unknown>) => ({ filter_metadata: { 'envoy.filters.network.ext_authz': { fields } } });
+  const spiffe = {
+    subject: { stringValue: 'spiffe://mesh.test/ns/shop/sa/orders-writer' },
+    groups: { listValue: { values: [{ stringValue: 'shop' }] } },
+    issuer: { stringValue: 'spiffe://mesh.test' },
+    authenticated_by: { stringValue: 'mtls' },
+    expires_at: { numberValue: Math.floor(Date.now() / 1000) + 3600 },
+  };
+
+  it('reads subject, groups, issuer, method and certificate expiry from the forwarded metadata', () => {
+    assert.deepEqual(peerPrincipal(metadata(spiffe)), {
+      subject: 'spiffe://mesh.test/ns/shop/sa/orders-writer', groups: ['shop'], issuer: 'spiffe://mesh.test', authenticatedBy: 'mtls', expiresAt: spiffe.expires_at.numberValue,
+    });
+    assert.equal(peerPrincipal(metadata({ ...spiffe, subject: { stringValue: '' } })), undefined, 'no subject, no principal');
+    assert.equal(peerPrincipal(metadata({ ...spiffe, authenticated_by: { stringValue: 'magic' } })), undefined);
+    assert.equal(peerPrincipal({ filter_metadata: { other: { fields: spiffe } } }), undefined, 'only ext_authz\'s namespace counts');
+    assert.equal(peerPrincipal(undefined), undefined);
+  });
+
+  it('lets the connection start authenticated: requests go straight to policy, no SASL', () => {
+    const audit = new MemoryAudit();
+    const handler = createNetworkExtProcHandler(handlerOptions({ audit }, { decide: (p, a) => p.subject.endsWith('orders-writer') && a.group === 'app-1' ? { effect: 'allow', rule: 'mtls', reason: 'ok' } : fakeDecide(p, a) }));
+    const call = new FakeCall();
+    handler(call);
+    const replies = call.send({ read_data: { data: metadataRequest(1), end_of_stream: false }, metadata: metadata(spiffe) });
+    assert.deepEqual(replies, [{ read_data: { data: metadataRequest(1), end_of_stream: false } }]);
+    call.writeData(responseFrame(1));
+    const record = audit.records.find((r) => r.event === 'kafka.request');
+    assert.equal(record?.principal?.authenticatedBy, 'mtls');
+    assert.equal(record?.rule, 'mtls');
+  });
+
+  it('without that metadata, the same request before SASL closes the connection', () => {
+    const { call, audit } = open();
+    assert.deepEqual(call.read(metadataRequest(1)).at(-1), { connection_status: 'CLOSE' });
+    assert.equal(audit.records[0]?.event, 'kafka.sasl.unauthenticated_request');
   });
 });
