@@ -6,8 +6,19 @@
  *   passthrough  client → Envoy (network ext_proc → a do-nothing processor)   → broker   the architecture's ceiling
  *   tollgate     client → Envoy (network ext_proc → `tollgate serve`)         → broker
  *
+ * The tollgate case runs tollgate as configured for real use: clients authenticate with SASL OAUTHBEARER (a JWT of
+ * the dev OIDC issuer started in this process, verified against `identity.oidc`; once per connection), every
+ * request is judged by the policy (`rules`: the bench principal may produce and consume the tollgate case's topics
+ * and use its consumer groups; nothing else), broker addresses are rewritten (`kafka.brokers`), and every request
+ * leaves one audit record, a pino line at `info` on tollgate's stdout (its log file). The other cases have no SASL.
+ *
  *   node bench/kafka-throughput.bench.ts [--records 200000] [--record-size 1024] [--warmup-records 50000]
  *        [--probe-requests 3000] [--partitions 1] [--rounds 3] [--time-limit 900] [--producer-props "k=v k=v"]
+ *        [--cases direct,tcp_proxy,passthrough,tollgate] [--cpu-prof]
+ *
+ *   A short run: --records 50000 --warmup-records 20000 --probe-requests 1000 --rounds 1 (about a minute).
+ *   --cases runs only some cases (ratios need direct and passthrough). --cpu-prof writes a V8 CPU profile of the
+ *   tollgate process (node --cpu-prof) into the run's log folder when it stops.
  *
  * Load: Kafka's own Java clients, org.apache.kafka.tools.ProducerPerformance and ConsumerPerformance, run through
  * runKafkaTool (one JVM per run; the run's own numbers exclude the JVM start), with the clients' default settings
@@ -35,18 +46,23 @@
  * as their own Node process on loopback TCP.
  *
  * Everything listens on 127.0.0.1. Bounded by the record counts, a per-run timeout and `--time-limit` seconds for
- * the whole bench (cases not reached are reported as skipped). No assertions. Everything shares the machine's cores:
- * the numbers are what this machine does with client, proxy, processor and broker on it at once.
+ * the whole bench (cases not reached are reported as skipped). Everything shares the machine's cores: the numbers
+ * are what this machine does with client, proxy, processor and broker on it at once.
+ *
+ * Exits non-zero when the tollgate case was run and failed, moved no records, or left a wrong trail: tollgate must
+ * have counted frames, written audit records and denied nothing (a denial would mean the bench measured refusals).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import type { SASLOptions } from 'kafkajs';
 import { ensureEnvoy, ensureKafka } from '../scripts/provision.ts';
 import { startEnvoy } from '../scripts/lib/envoy.ts';
 import type { EnvoyProcess } from '../scripts/lib/envoy.ts';
 import { runKafkaTool } from '../scripts/lib/kafka.ts';
+import { startDevIssuer } from '../src/dev/oidc-issuer.ts';
 import { startKafkaCluster } from '../scripts/lib/kafka-cluster.ts';
 import type { KafkaCluster } from '../scripts/lib/kafka-cluster.ts';
 import { KAFKA_VERSION, ENVOY_VERSION, REPO_ROOT, RUN_DIR } from '../scripts/lib/paths.ts';
@@ -54,6 +70,8 @@ import { freePorts, LOOPBACK } from '../scripts/lib/ports.ts';
 import { spawnManaged } from '../scripts/lib/process.ts';
 import type { CommandResult, ManagedProcess } from '../scripts/lib/process.ts';
 import { renderKafkaBenchEnvoy } from './lib/kafka-envoy.ts';
+import { countAuditRecords, javaOAuthBearerProperties, tollgateBenchConfig } from './lib/tollgate-kafka.ts';
+import type { AuditCounts } from './lib/tollgate-kafka.ts';
 
 const { values } = parseArgs({
   options: {
@@ -65,6 +83,8 @@ const { values } = parseArgs({
     'partitions': { type: 'string', default: '1' },
     'rounds': { type: 'string', default: '3' },
     'time-limit': { type: 'string', default: '900' },
+    'cases': { type: 'string', default: 'direct,tcp_proxy,passthrough,tollgate' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 
@@ -83,6 +103,7 @@ for (const prop of PRODUCER_PROPS) if (!/^[a-z][a-z0-9.]*=\S+$/.test(prop)) thro
 const PARTITIONS = positiveInt('partitions', values['partitions'], 64);
 const ROUNDS = positiveInt('rounds', values['rounds'], 10);
 const TIME_LIMIT_MS = positiveInt('time-limit', values['time-limit'], 3600) * 1000;
+const CPU_PROF = values['cpu-prof'] === true;
 
 const started = Date.now();
 const deadline = started + TIME_LIMIT_MS;
@@ -95,11 +116,11 @@ setTimeout(() => {
 class TimeLimitReached extends Error {}
 
 /** A Kafka tool run, killed at the bench's deadline. */
-async function tool(mainClass: string, args: readonly string[]): Promise<CommandResult> {
+async function tool(mainClass: string, args: readonly string[], jvmOptions: readonly string[] = []): Promise<CommandResult> {
   const remaining = deadline - Date.now();
   if (remaining < 5_000) throw new TimeLimitReached(`time limit of ${TIME_LIMIT_MS / 1000} s reached`);
   try {
-    return await runKafkaTool(mainClass, args, { timeoutMs: remaining, maxHeap: '512m' });
+    return await runKafkaTool(mainClass, args, { timeoutMs: remaining, maxHeap: '512m', jvmOptions });
   } catch (err) {
     if (Date.now() >= deadline - 1_000) throw new TimeLimitReached(`time limit of ${TIME_LIMIT_MS / 1000} s reached during ${mainClass}`);
     throw err;
@@ -108,6 +129,16 @@ async function tool(mainClass: string, args: readonly string[]): Promise<Command
 
 // ---------------------------------------------------------------------------------------------------------------
 // The load tools and their output
+
+/** How a case's clients connect: nothing extra, or (tollgate) SASL OAUTHBEARER with a token of the dev issuer. */
+interface ClientAuth {
+  /** Java clients: a `--producer.config` / `--consumer.config` file. */
+  readonly javaConfigFile?: string;
+  readonly jvmOptions?: readonly string[];
+  /** kafkajs (the latency probe). */
+  readonly sasl?: SASLOptions;
+}
+const NO_AUTH: ClientAuth = {};
 
 interface ProduceResult {
   readonly records: number;
@@ -135,15 +166,16 @@ function failure(what: string, result: CommandResult): Error {
   return new Error(`${what}: exit ${result.code ?? result.signal}\n${result.stderr.trim().split('\n').slice(-15).join('\n')}\n${result.stdout.trim().split('\n').slice(-5).join('\n')}`);
 }
 
-async function produce(bootstrap: string, topic: string, records: number): Promise<ProduceResult> {
+async function produce(bootstrap: string, topic: string, records: number, auth: ClientAuth): Promise<ProduceResult> {
   const result = await tool('org.apache.kafka.tools.ProducerPerformance', [
     '--topic', topic,
     '--num-records', String(records),
     '--record-size', String(RECORD_SIZE),
     '--throughput', '-1',
+    ...(auth.javaConfigFile !== undefined ? ['--producer.config', auth.javaConfigFile] : []),
     // nargs '+': the rest of the line.
     '--producer-props', `bootstrap.servers=${bootstrap}`, 'acks=all', `client.id=bench-${topic}`, ...PRODUCER_PROPS,
-  ]);
+  ], auth.jvmOptions);
   const match = PRODUCER_SUMMARY.exec(result.stdout);
   if (result.code !== 0 || match === null) throw failure(`ProducerPerformance to ${topic} via ${bootstrap}`, result);
   const [, sent, perSec, mib, avg, p50, p99, p999] = match.map(Number) as [number, number, number, number, number, number, number, number];
@@ -151,7 +183,7 @@ async function produce(bootstrap: string, topic: string, records: number): Promi
   return { records: sent, recordsPerSec: perSec, mibPerSec: mib, avgMs: avg, p50Ms: p50, p99Ms: p99, p999Ms: p999 };
 }
 
-async function consume(bootstrap: string, topic: string, records: number): Promise<ConsumeResult> {
+async function consume(bootstrap: string, topic: string, records: number, auth: ClientAuth): Promise<ConsumeResult> {
   const result = await tool('org.apache.kafka.tools.ConsumerPerformance', [
     '--bootstrap-server', bootstrap,
     '--topic', topic,
@@ -160,7 +192,8 @@ async function consume(bootstrap: string, topic: string, records: number): Promi
     '--timeout', '30000',
     '--hide-header',
     '--print-metrics',
-  ]);
+    ...(auth.javaConfigFile !== undefined ? ['--consumer.config', auth.javaConfigFile] : []),
+  ], auth.jvmOptions);
   // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms,
   // fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec — the fetch.* ones leave out joining the group.
   const line = result.stdout.split('\n').find((l) => /^\d{4}-\d\d-\d\d [\d:]+, /.test(l));
@@ -183,9 +216,9 @@ interface ProbeResult {
 }
 
 /** One Produce request at a time through `bootstrap`, `PROBE_REQUESTS` of them after `PROBE_WARMUP`. */
-async function probe(bootstrap: string, topic: string): Promise<ProbeResult> {
+async function probe(bootstrap: string, topic: string, auth: ClientAuth): Promise<ProbeResult> {
   if (deadline - Date.now() < 5_000) throw new TimeLimitReached(`time limit of ${TIME_LIMIT_MS / 1000} s reached`);
-  const producer = new Kafka({ clientId: `bench-probe-${topic}`, brokers: [bootstrap], logLevel: logLevel.NOTHING })
+  const producer = new Kafka({ clientId: `bench-probe-${topic}`, brokers: [bootstrap], logLevel: logLevel.NOTHING, ...(auth.sasl !== undefined && { sasl: auth.sasl }) })
     .producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   const value = randomBytes(RECORD_SIZE);
   const samples: number[] = [];
@@ -209,7 +242,17 @@ async function probe(bootstrap: string, topic: string): Promise<ProbeResult> {
 // The cases
 
 type CaseName = 'direct' | 'tcp_proxy' | 'passthrough' | 'tollgate';
-const CASES: readonly CaseName[] = ['direct', 'tcp_proxy', 'passthrough', 'tollgate'];
+const ALL_CASES: readonly CaseName[] = ['direct', 'tcp_proxy', 'passthrough', 'tollgate'];
+const CASES: readonly CaseName[] = (() => {
+  const asked = (values['cases'] ?? '').split(',').map((c) => c.trim()).filter((c) => c !== '');
+  for (const c of asked) if (!ALL_CASES.includes(c as CaseName)) throw new Error(`--cases: expected some of ${ALL_CASES.join(',')}, got ${JSON.stringify(c)}`);
+  const cases = ALL_CASES.filter((c) => asked.includes(c));
+  if (cases.length === 0) throw new Error('--cases: expected at least one case');
+  return cases;
+})();
+/** The bench principal: the token subject tollgate's rules allow the tollgate case's topics and groups. */
+const BENCH_CLIENT = 'tollgate-bench';
+const BENCH_AUDIENCE = 'tollgate-bench';
 const LISTENER: Record<Exclude<CaseName, 'direct'>, string> = { tcp_proxy: 'VIA_TCP_PROXY', passthrough: 'VIA_PASSTHROUGH', tollgate: 'VIA_TOLLGATE' };
 
 interface CaseResult {
@@ -226,7 +269,11 @@ const workDir = await (async () => {
 const stops: Array<() => Promise<unknown>> = [];
 const results = new Map<CaseName, CaseResult[]>(CASES.map((c) => [c, []]));
 let frameCount = 'unknown';
+let frames: number | undefined;
 let passthroughMessages = 'unknown';
+let audit: AuditCounts | undefined;
+let auditError: string | undefined;
+let cpuProfile: string | undefined;
 
 try {
   await ensureKafka();
@@ -259,20 +306,41 @@ try {
   stops.push(() => passthrough.stop(5_000));
   await passthrough.waitForLog(/passthrough processor listening/, 20_000);
 
+  // The dev OIDC issuer, in this process: the Java clients fetch their token with client_credentials (once per JVM,
+  // then once per connection in SaslAuthenticate), the kafkajs probe gets one minted per authentication.
+  const clientSecret = randomBytes(16).toString('hex');
+  const issuer = await startDevIssuer({ audience: BENCH_AUDIENCE, clients: [{ id: BENCH_CLIENT, secret: clientSecret, groups: ['bench'] }] });
+  stops.push(() => issuer.close());
+  const javaConfigFile = path.join(workDir, 'tollgate-client.properties');
+  await fs.promises.writeFile(javaConfigFile, javaOAuthBearerProperties(issuer.tokenEndpoint, BENCH_CLIENT, clientSecret), { mode: 0o600 });
+  const authOf = (c: CaseName): ClientAuth => (c !== 'tollgate' ? NO_AUTH : {
+    javaConfigFile,
+    // Kafka 4 fetches tokens only from listed URLs.
+    jvmOptions: [`-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${issuer.tokenEndpoint}`],
+    sasl: { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: await issuer.mint({ sub: BENCH_CLIENT, groups: ['bench'] }) }) },
+  });
+
   const tollgateConfig = path.join(workDir, 'tollgate.yaml');
-  await fs.promises.writeFile(tollgateConfig, [
-    'server:',
-    `  grpc: { address: "${LOOPBACK}:${tollGrpc}" }`,
-    `  admin: { address: "${LOOPBACK}:${tollAdmin}" }`,
-    // Permissive, so the bench keeps measuring the data path (not denials) once Kafka rules are enforced.
-    'rules:',
-    '  - { name: bench-allows-everything, effect: allow }',
-    '',
-  ].join('\n'));
+  // Topics and groups of the tollgate case only (see `topics` below and `consume`'s group names): policy on, as in use.
+  await fs.promises.writeFile(tollgateConfig, tollgateBenchConfig({
+    grpc: `${LOOPBACK}:${tollGrpc}`,
+    admin: `${LOOPBACK}:${tollAdmin}`,
+    issuer: issuer.issuer,
+    audience: BENCH_AUDIENCE,
+    subject: BENCH_CLIENT,
+    topics: ['warm-tollgate-*', 'bench-tollgate-*', 'probe-tollgate-*'],
+    groups: ['bench-warm-tollgate-*', 'bench-bench-tollgate-*'],
+    // The broker's VIA_TOLLGATE listener already advertises this address: a same-value rewrite, still done.
+    brokers: cluster.nodes.map((node) => ({ nodeId: node.nodeId, advertise: `${LOOPBACK}:${tollListener}` })),
+  }));
+  if (CPU_PROF) cpuProfile = path.join(workDir, 'tollgate-cpu-prof');
   const tollgate: ManagedProcess = await spawnManaged({
     name: 'tollgate',
     command: process.execPath,
-    args: [path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', tollgateConfig],
+    args: [
+      ...(cpuProfile !== undefined ? ['--cpu-prof', '--cpu-prof-dir', cpuProfile] : []),
+      path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', tollgateConfig,
+    ],
     logFile: path.join(workDir, 'tollgate.log'),
   });
   stops.push(() => tollgate.stop(10_000));
@@ -296,8 +364,8 @@ try {
 
   // The broker's JIT first, or whichever case runs first pays for it.
   const brokerWarmup = Date.now();
-  await produce(bootstrapOf('direct'), 'warm-broker', 4 * WARMUP_RECORDS);
-  await consume(bootstrapOf('direct'), 'warm-broker', 4 * WARMUP_RECORDS);
+  await produce(bootstrapOf('direct'), 'warm-broker', 4 * WARMUP_RECORDS, NO_AUTH);
+  await consume(bootstrapOf('direct'), 'warm-broker', 4 * WARMUP_RECORDS, NO_AUTH);
   console.error(`broker warmed up with ${4 * WARMUP_RECORDS} records in ${Date.now() - brokerWarmup} ms`);
 
   outer: for (let round = 0; round < ROUNDS; round++) {
@@ -306,14 +374,15 @@ try {
       const c = CASES[(k + round) % CASES.length]!;
       const t = topics(c, round);
       const bootstrap = bootstrapOf(c);
+      const auth = authOf(c);
       const result: CaseResult = {};
       results.get(c)!.push(result);
       try {
-        await produce(bootstrap, t.warm, WARMUP_RECORDS);
-        await consume(bootstrap, t.warm, WARMUP_RECORDS);
-        result.produce = await produce(bootstrap, t.bench, RECORDS);
-        result.consume = await consume(bootstrap, t.bench, RECORDS);
-        result.probe = await probe(bootstrap, t.probe);
+        await produce(bootstrap, t.warm, WARMUP_RECORDS, auth);
+        await consume(bootstrap, t.warm, WARMUP_RECORDS, auth);
+        result.produce = await produce(bootstrap, t.bench, RECORDS, auth);
+        result.consume = await consume(bootstrap, t.bench, RECORDS, auth);
+        result.probe = await probe(bootstrap, t.probe, auth);
         console.error(`round ${round + 1}/${ROUNDS} ${c}: produce ${result.produce.mibPerSec} MiB/s, consume ${result.consume.mibPerSec.toFixed(1)} MiB/s, ` +
           `one request p50 ${result.probe.p50Us.toFixed(0)} µs p99 ${result.probe.p99Us.toFixed(0)} µs`);
       } catch (err) {
@@ -327,13 +396,21 @@ try {
   // Proof the proxied cases went where they should: tollgate counted frames, the passthrough answered messages.
   try {
     const metrics = await (await fetch(`http://${LOOPBACK}:${tollAdmin}/metrics`)).text();
-    const frames = metrics.split('\n').filter((l) => l.startsWith('tollgate_kafka_frames_total')).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    frames = metrics.split('\n').filter((l) => l.startsWith('tollgate_kafka_frames_total')).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     frameCount = String(frames);
   } catch (err) {
     frameCount = `unknown (${(err as Error).message})`;
   }
   await passthrough.stop(5_000);
   passthroughMessages = /answered (\d+) messages/.exec(fs.readFileSync(passthrough.logFile, 'utf8'))?.[1] ?? 'unknown';
+  // Stopped (SIGTERM, a clean exit) before its log is read, so that --cpu-prof writes its profile.
+  await envoy.stop();
+  await tollgate.stop(10_000);
+  try {
+    audit = await countAuditRecords(tollgate.logFile);
+  } catch (err) {
+    auditError = (err as Error).message;
+  }
 } finally {
   for (const stop of stops.reverse()) await stop().catch((err: Error) => console.error(`stopping: ${err.message}`));
 }
@@ -378,6 +455,9 @@ console.log(`load tool: Kafka ${KAFKA_VERSION} Java clients, org.apache.kafka.to
   `request latency: kafkajs, ${PROBE_REQUESTS} single-record Produce requests one at a time`);
 console.log(`path: one broker (KRaft, one listener per case), Envoy ${ENVOY_VERSION} (--concurrency 1, listeners derived from envoy/kafka.yaml), ` +
   `processors on 127.0.0.1 TCP; all on this machine's shared cores`);
+console.log('tollgate case, as configured for use: SASL OAUTHBEARER to tollgate (dev-issuer JWT verified against identity.oidc, once per connection; ' +
+  'the other cases have no SASL), per-request policy (2 allow rules on subject, topic and group; anything else denied), broker address rewriting, ' +
+  'and one audit record per request (a pino JSON line at info on tollgate\'s stdout, written to its log file)');
 console.log('');
 console.log(table(
   ['case', 'produce rec/s', 'MiB/s', 'p99 ms (full speed)', 'consume rec/s', 'MiB/s', 'fetch avg ms', 'request p50/p99 µs (1 in flight)'],
@@ -388,13 +468,13 @@ console.log(table(
   }),
 ));
 console.log('');
-const direct = summary.get('direct')!;
-const ceiling = summary.get('passthrough')!;
+const direct = summary.get('direct');
+const ceiling = summary.get('passthrough');
 console.log(table(
   ['ratio', 'produce vs direct', 'consume vs direct', 'produce vs ceiling', 'consume vs ceiling'],
   CASES.filter((c) => c !== 'direct').map((c) => {
     const s = summary.get(c)!;
-    return [c, pct(s.produceMib, direct.produceMib), pct(s.consumeMib, direct.consumeMib), pct(s.produceMib, ceiling.produceMib), pct(s.consumeMib, ceiling.consumeMib)];
+    return [c, pct(s.produceMib, direct?.produceMib), pct(s.consumeMib, direct?.consumeMib), pct(s.produceMib, ceiling?.produceMib), pct(s.consumeMib, ceiling?.consumeMib)];
   }),
 ));
 for (const c of CASES) {
@@ -402,13 +482,47 @@ for (const c of CASES) {
   if (error !== undefined) console.log(`${c}: ${error.split('\n')[0]}`);
 }
 console.log(`sanity: tollgate forwarded ${frameCount} Kafka frames; the passthrough processor answered ${passthroughMessages} messages`);
+if (audit !== undefined) {
+  const top = [...audit.byApi].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([api, n]) => `${api} ${n}`).join(', ');
+  console.log(`audit: ${audit.total} records in tollgate's log — ${audit.requests} allowed requests (${top}), ${audit.denied} denied, ` +
+    `${audit.authentications} SASL authentications; events: ${[...audit.byEvent].map(([e, n]) => `${e} ${n}`).join(', ')}`);
+} else {
+  console.log(`audit: could not be counted${auditError !== undefined ? ` (${auditError})` : ''}`);
+}
+if (cpuProfile !== undefined) console.log(`tollgate CPU profile: ${cpuProfile}`);
 console.log('');
-const toll = summary.get('tollgate')!;
-const ratios = [toll.produceMib, toll.consumeMib].map((v, i) => {
-  const base = i === 0 ? ceiling.produceMib : ceiling.consumeMib;
+const toll = summary.get('tollgate');
+const ratios = [toll?.produceMib, toll?.consumeMib].map((v, i) => {
+  const base = i === 0 ? ceiling?.produceMib : ceiling?.consumeMib;
   return v === undefined || base === undefined || base === 0 ? undefined : (100 * v) / base;
 });
 const worst = ratios.every((r) => r !== undefined) ? Math.min(...(ratios as number[])) : undefined;
 console.log(`tollgate / passthrough ceiling: ${worst === undefined ? '—' : `${worst.toFixed(0)}%`} (goal ≥ 90%) — produce ${ratios[0] === undefined ? '—' : `${ratios[0].toFixed(0)}%`}, ` +
   `consume ${ratios[1] === undefined ? '—' : `${ratios[1].toFixed(0)}%`} of the passthrough's MiB/s (the lower of the two)`);
 console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s (limit ${TIME_LIMIT_MS / 1000} s); logs in ${workDir}`);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loud failure: a tollgate case that moved nothing, failed, or did not go through authentication and policy.
+
+if (CASES.includes('tollgate')) {
+  const problems: string[] = [];
+  const rs = results.get('tollgate')!;
+  if (rs.length === 0) problems.push('the tollgate case never ran');
+  for (const [i, r] of rs.entries()) {
+    if (r.error !== undefined) problems.push(`round ${i + 1}: ${r.error.split('\n')[0]}`);
+    else if (r.produce === undefined || r.produce.records === 0 || r.consume === undefined || r.consume.records === 0) problems.push(`round ${i + 1}: no records produced or consumed`);
+  }
+  if (frames === undefined || !(frames > 0)) problems.push(`tollgate counted no Kafka frames (${frameCount})`);
+  if (audit === undefined) problems.push(`tollgate's audit records could not be counted${auditError !== undefined ? ` (${auditError})` : ''}`);
+  else {
+    if (audit.requests === 0) problems.push('tollgate wrote no audit record of an allowed request');
+    if (audit.authentications === 0) problems.push('tollgate audited no SASL authentication');
+    if (audit.denied > 0) problems.push(`tollgate denied ${audit.denied} request(s): ${audit.denials.join('; ')}`);
+    const unexpected = [...audit.byEvent].filter(([e]) => !['kafka.request', 'kafka.sasl.authenticated', 'kafka.sasl.reauthenticated'].includes(e));
+    if (unexpected.length > 0) problems.push(`unexpected audit events: ${unexpected.map(([e, n]) => `${e} ${n}`).join(', ')}`);
+  }
+  if (problems.length > 0) {
+    console.error(`kafka bench: FAILED, the tollgate case is not a valid measurement:\n  ${problems.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * @module bench/lib/tollgate-kafka
+ * The tollgate side of the Kafka throughput bench (bench/kafka-throughput.bench.ts): tollgate's config as it would
+ * run for real (OIDC-verified SASL OAUTHBEARER clients, a policy that allows the bench principal exactly what the
+ * bench does, broker address rewriting, audit at `info`), the Java clients' OAUTHBEARER settings, and a count of the
+ * audit records tollgate wrote, as a check that every request went through the policy.
+ */
+import fs from 'node:fs';
+import readline from 'node:readline';
+import YAML from 'yaml';
+
+export interface TollgateBenchConfigOptions {
+  /** `host:port` of tollgate's gRPC listener (Envoy's network ext_proc connects here). */
+  readonly grpc: string;
+  /** `host:port` of tollgate's admin listener (/metrics). */
+  readonly admin: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** The bench principal's token subject: the only one the rules allow anything. */
+  readonly subject: string;
+  /** Topic globs the principal may produce to and consume from (describe is implied). */
+  readonly topics: readonly string[];
+  /** Consumer group globs the principal may use. */
+  readonly groups: readonly string[];
+  /** Broker node id → the Envoy listener advertised for it. */
+  readonly brokers: ReadonlyArray<{ readonly nodeId: number; readonly advertise: string }>;
+}
+
+/** tollgate's YAML config for the bench's tollgate case. */
+export function tollgateBenchConfig(o: TollgateBenchConfigOptions): string {
+  return YAML.stringify({
+    server: {
+      grpc: { address: o.grpc },
+      admin: { address: o.admin },
+      // The shipped default: one audit line per Kafka request (debug would add a line per request/response pair).
+      logLevel: 'info',
+    },
+    identity: { oidc: [{ issuer: o.issuer, audiences: [o.audience] }] },
+    kafka: {
+      // No upstream.sasl: the bench broker's listener is PLAINTEXT.
+      brokers: o.brokers.map((b) => ({ nodeId: b.nodeId, advertise: b.advertise })),
+    },
+    rules: [
+      {
+        name: 'bench-produce-consume',
+        description: 'the bench principal produces to and consumes from the tollgate case topics',
+        match: { subject: o.subject, kafka: { operation: ['produce', 'consume'], topic: [...o.topics] } },
+        effect: 'allow',
+      },
+      {
+        name: 'bench-consumer-groups',
+        description: 'the bench principal uses the tollgate case consumer groups',
+        match: { subject: o.subject, kafka: { operation: 'consume', group: [...o.groups] } },
+        effect: 'allow',
+      },
+      // Anything else falls through to the default deny.
+    ],
+  });
+}
+
+/**
+ * Settings (a `--producer.config` / `--consumer.config` file) for Kafka's Java clients authenticating with SASL
+ * OAUTHBEARER, the token fetched from `tokenEndpoint` with client_credentials. Kafka 4 also needs the JVM system
+ * property `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=<tokenEndpoint>`.
+ */
+export function javaOAuthBearerProperties(tokenEndpoint: string, clientId: string, clientSecret: string): string {
+  return [
+    'security.protocol=SASL_PLAINTEXT',
+    'sasl.mechanism=OAUTHBEARER',
+    `sasl.oauthbearer.token.endpoint.url=${tokenEndpoint}`,
+    'sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler',
+    `sasl.oauthbearer.client.credentials.client.id=${clientId}`,
+    `sasl.oauthbearer.client.credentials.client.secret=${clientSecret}`,
+    'sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;',
+    '',
+  ].join('\n');
+}
+
+export interface AuditCounts {
+  /** Every audit line. */
+  readonly total: number;
+  /** `kafka.request`: a request forwarded whole, allowed. */
+  readonly requests: number;
+  /** `kafka.request.denied` and `kafka.request.partially_denied`. */
+  readonly denied: number;
+  /** Successful SASL authentications (first ones and re-authentications). */
+  readonly authentications: number;
+  /** Every event by name. */
+  readonly byEvent: ReadonlyMap<string, number>;
+  /** Requests by Kafka API (`kafka.request*` events). */
+  readonly byApi: ReadonlyMap<string, number>;
+  /** The first few denial reasons, for the report. */
+  readonly denials: readonly string[];
+}
+
+/** Reads tollgate's log (pino JSON lines) and counts the audit records (`channel: "audit"`). */
+export async function countAuditRecords(logFile: string): Promise<AuditCounts> {
+  const byEvent = new Map<string, number>();
+  const byApi = new Map<string, number>();
+  const denials: string[] = [];
+  const lines = readline.createInterface({ input: fs.createReadStream(logFile), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!line.includes('"channel":"audit"')) continue;
+    let parsed: { audit?: { event?: string; reason?: string; details?: { api?: string } } };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    const event = parsed.audit?.event ?? '(none)';
+    byEvent.set(event, (byEvent.get(event) ?? 0) + 1);
+    if (event.startsWith('kafka.request')) {
+      const api = parsed.audit?.details?.api ?? '(unknown)';
+      byApi.set(api, (byApi.get(api) ?? 0) + 1);
+    }
+    if ((event === 'kafka.request.denied' || event === 'kafka.request.partially_denied') && denials.length < 5) {
+      denials.push(`${event} ${parsed.audit?.details?.api ?? ''}: ${parsed.audit?.reason ?? ''}`);
+    }
+  }
+  const count = (...events: string[]): number => events.reduce((sum, e) => sum + (byEvent.get(e) ?? 0), 0);
+  return {
+    total: [...byEvent.values()].reduce((a, b) => a + b, 0),
+    requests: count('kafka.request'),
+    denied: count('kafka.request.denied', 'kafka.request.partially_denied'),
+    authentications: count('kafka.sasl.authenticated', 'kafka.sasl.reauthenticated'),
+    byEvent,
+    byApi,
+    denials,
+  };
+}
