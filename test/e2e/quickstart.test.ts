@@ -124,7 +124,7 @@ test("Kafka's console producer and consumer (Java, OAUTHBEARER via the issuer's 
   ], { input: `${line}\n`, jvmOptions });
   assert.equal(produced.code, 0, produced.stderr + produced.stdout);
   const consumed = await runKafkaTool('org.apache.kafka.tools.consumer.ConsoleConsumer', [
-    '--bootstrap-server', '127.0.0.1:19092', '--topic', 'orders', '--from-beginning', '--timeout-ms', '20000',
+    '--bootstrap-server', '127.0.0.1:19092', '--topic', 'orders', '--from-beginning', '--max-messages', '2', '--timeout-ms', '20000',
     '--group', `analytics-console-${Date.now()}`, '--consumer.config', config,
   ], { jvmOptions });
   assert.ok(consumed.stdout.split('\n').includes(line), `consumer output: ${consumed.stdout}\n${consumed.stderr}`);
