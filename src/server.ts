@@ -21,6 +21,7 @@ import { loadKafkaSettings } from './kafka/settings.ts';
 import { apiKeyName } from './kafka/protocol/api-keys.ts';
 import { Authenticator } from './identity/authenticator.ts';
 import type { OidcVerifierOptions } from './identity/oidc.ts';
+import { createMtlsIdentities } from './identity/mtls.ts';
 import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
@@ -82,8 +83,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
 
+  const mtlsConfig = config.identity.mtls;
+  const mtls = mtlsConfig === undefined ? undefined : createMtlsIdentities(mtlsConfig);
+
   const authz = createAuthzHandler({
     authenticate: (header) => identity.authenticateHeader(header),
+    mtls: () => mtls,
     policy: () => policy,
     credentials: () => credentials,
     audit,

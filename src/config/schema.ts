@@ -43,6 +43,18 @@ const oidcIssuer = z.object({
   tokenCacheSize: z.number().int().positive().default(10_000).meta({ description: 'Verified tokens kept (each until its expiry).' }),
 }).strict();
 
+// SPIFFE trust domain names: lower-case letters, digits, '.', '-' and '_' (SPIFFE-ID spec).
+const trustDomain = z.string().min(1).max(255).regex(/^[a-z0-9._-]+$/, 'expected a SPIFFE trust domain name of lower-case letters, digits, ".", "-" and "_", e.g. "mesh.example"');
+
+const mtlsIdentities = z.object({
+  trustDomains: z.array(trustDomain).min(1)
+    .meta({ description: 'A client certificate\'s SPIFFE id (URI SAN, as Envoy reports it after verifying the chain against its listener CA) must be in one of these trust domains. The principal: subject = the SPIFFE id, issuer = `spiffe://<trust domain>`, expiry = the certificate\'s notAfter.' }),
+  groups: z.array(z.object({
+    subject: patterns.meta({ description: 'SPIFFE ids, exact or globs (`spiffe://mesh.example/ns/shop/*`).' }),
+    groups: z.array(z.string().min(1)).min(1).meta({ description: 'Groups a matching peer is in.' }),
+  }).strict()).default([]).meta({ description: 'Every entry whose subject matches adds its groups (in order, de-duplicated).' }),
+}).strict().meta({ description: 'Peers authenticated by an mTLS client certificate on a network (Kafka) listener, checked by tollgate\'s ext_authz. Absent: such connections are refused.' });
+
 const secretSource = z.union([
   z.object({ env: z.string().min(1).meta({ description: 'Name of an environment variable holding the secret.' }) }).strict(),
   z.object({ file: z.string().min(1).meta({ description: 'Path of a file holding the secret (trailing newline trimmed).' }) }).strict(),
@@ -150,6 +162,7 @@ export const configSchema = z.object({
   }).strict().prefault({}),
   identity: z.object({
     oidc: z.array(oidcIssuer).default([]).meta({ description: 'Trusted OIDC issuers; a token is verified by the one named in its `iss`.' }),
+    mtls: mtlsIdentities.optional(),
   }).strict().prefault({}),
   masking: z.object({
     hashKey: secretSource.optional().meta({ description: 'Key of the `hash` strategy (HMAC-SHA-256).' }),

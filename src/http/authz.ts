@@ -3,6 +3,11 @@
  * The ext_authz `Check` handler for HTTP. It translates Envoy's CheckRequest into (bearer token, HttpAction), asks
  * identity and policy, and renders the Decision back: 401/403 with a JSON body, or OK with the caller's credential
  * replaced by tollgate's own identity headers and, where configured, an upstream credential.
+ *
+ * The same service also answers Envoy's *network* ext_authz filter (a Kafka listener with mTLS): its CheckRequest has
+ * no `attributes.request.http`, only the connection's peers. There tollgate establishes the connection's principal
+ * from the client certificate (identity/mtls.ts) and hands it to network ext_proc as dynamic metadata; policy then
+ * applies per Kafka request. No rule is evaluated for the connection itself.
  */
 import type { Logger } from 'pino';
 import type { HttpAction } from '../core/action.ts';
@@ -11,17 +16,24 @@ import type { Principal } from '../core/principal.ts';
 import type { AuditSink } from '../audit/record.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { UpstreamCredential } from './credentials.ts';
+import { MtlsError, type MtlsIdentities } from '../identity/mtls.ts';
 
 /** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
 export interface CheckRequestLike {
   attributes?: {
-    source?: { address?: { socket_address?: { address?: string; port_value?: number } | null } | null; principal?: string } | null;
+    source?: {
+      address?: { socket_address?: { address?: string; port_value?: number } | null } | null;
+      /** With mTLS: the client certificate's first URI SAN (else DNS SAN, else subject), verified by Envoy. */
+      principal?: string;
+      /** URL-encoded PEM of the client certificate; only with the filter's `include_peer_certificate: true`. */
+      certificate?: string;
+    } | null;
     request?: { http?: { id?: string; method?: string; path?: string; host?: string; headers?: Record<string, string> } | null } | null;
   } | null;
 }
 
 export interface HeaderOption { header: { key: string; value: string }; append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }
-interface StructValue { stringValue?: string; listValue?: { values: StructValue[] } }
+interface StructValue { stringValue?: string; numberValue?: number; listValue?: { values: StructValue[] } }
 
 export interface CheckResponseLike {
   status: { code: number; message: string };
@@ -35,6 +47,7 @@ export interface AuthenticationFailure { code: string; message: string }
 export type Authenticate = (authorizationHeader: string | undefined) => Promise<Principal>;
 
 export interface AuthzHooks {
+  /** Network (connection) checks report `allow` or `unauthenticated`, with no rule. */
   onDecision?(effect: 'allow' | 'deny' | 'unauthenticated', rule: string | null, seconds: number): void;
 }
 
@@ -45,6 +58,8 @@ export interface AuthzDeps {
   readonly audit: AuditSink;
   readonly logger: Logger;
   readonly hooks?: AuthzHooks;
+  /** mTLS peers of network checks; absent (or returning undefined): every network check is denied. */
+  readonly mtls?: () => MtlsIdentities | undefined;
 }
 
 // gRPC status codes Envoy reads in CheckResponse.status: OK lets the request through, anything else denies.
@@ -91,11 +106,66 @@ function sourceOf(req: CheckRequestLike): Record<string, string | number> {
   return out;
 }
 
+/** The audit keys network ext_proc uses too, so a connection's records share them (`source.address`, `source.port`). */
+function networkSourceOf(req: CheckRequestLike): Record<string, string | number> {
+  const sock = req.attributes?.source?.address?.socket_address;
+  const out: Record<string, string | number> = {};
+  if (sock?.address) out['source.address'] = sock.address;
+  if (sock?.port_value) out['source.port'] = sock.port_value;
+  return out;
+}
+
+/**
+ * A check from Envoy's network ext_authz filter (no HTTP request in it): the connection's principal from its client
+ * certificate, or a denial. Envoy has already verified the certificate chain against the listener's trusted CA in
+ * the TLS handshake (`require_client_certificate: true`), so the principal it reports is trusted as it stands; what
+ * is checked here is the trust domain, the id's syntax and, when Envoy includes the certificate, that it matches
+ * the principal and has not expired. On allow, the principal travels as the connection's dynamic metadata in
+ * Envoy's `envoy.filters.network.ext_authz` namespace, which network ext_proc forwards to tollgate
+ * (kafka/service.ts `peerPrincipal`). Envoy closes a denied connection.
+ */
+function checkConnection(req: CheckRequestLike, deps: AuthzDeps, elapsed: () => number): CheckResponseLike {
+  const { audit, logger, hooks } = deps;
+  const connection = networkSourceOf(req);
+  const base = { time: new Date().toISOString(), path: 'kafka' as const, connection };
+  const reported = req.attributes?.source?.principal ?? '';
+  const identities = deps.mtls?.();
+  let principal: Principal;
+  try {
+    if (identities === undefined) throw new MtlsError('mtls_not_configured', 'mTLS identities are not configured (identity.mtls)');
+    principal = identities.authenticatePeer(req.attributes?.source);
+  } catch (err) {
+    const failure = err as Partial<AuthenticationFailure>;
+    const code = failure.code ?? 'authentication_failed';
+    const reason = failure.message ?? 'authentication failed';
+    audit.write({ ...base, event: 'kafka.mtls.denied', reason, details: { code, peer: reported } });
+    hooks?.onDecision?.('unauthenticated', null, elapsed());
+    logger.info({ ...connection, code, peer: reported }, `ext_authz: connection refused: ${reason}`);
+    return { status: { code: GRPC_PERMISSION_DENIED, message: reason } };
+  }
+  audit.write({ ...base, event: 'kafka.mtls.allowed', principal, details: { groups: principal.groups } });
+  hooks?.onDecision?.('allow', null, elapsed());
+  logger.debug({ ...connection, subject: principal.subject }, 'ext_authz: connection authenticated by mTLS');
+  return {
+    status: { code: GRPC_OK, message: '' },
+    dynamic_metadata: {
+      fields: {
+        subject: { stringValue: principal.subject },
+        groups: { listValue: { values: principal.groups.map((g) => ({ stringValue: g })) } },
+        issuer: { stringValue: principal.issuer },
+        authenticated_by: { stringValue: principal.authenticatedBy },
+        ...(principal.expiresAt !== undefined && { expires_at: { numberValue: principal.expiresAt } }),
+      },
+    },
+  };
+}
+
 export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => Promise<CheckResponseLike> {
   const { audit, logger, hooks } = deps;
   return async function check(req) {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    if (req.attributes?.request?.http == null) return checkConnection(req, deps, elapsed);
     const action = actionFromCheck(req);
     const headers = req.attributes?.request?.http?.headers ?? {};
     const connection = sourceOf(req);
