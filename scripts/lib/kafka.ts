@@ -326,7 +326,9 @@ export function harnessSasl(sasl: KafkaSaslOptions): SASLOptions {
 /** Through the Kafka protocol with kafkajs: far quicker than starting a JVM for TopicCommand. */
 async function createTopics(bootstrap: string, names: readonly string[], partitions: number, sasl?: SASLOptions): Promise<void> {
   if (names.length === 0) return;
-  const kafka = new Kafka({ clientId: 'tollgate-harness-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING, ...(sasl !== undefined ? { sasl } : {}) });
+  // kafkajs re-authenticates before every request when its threshold (default 10 s) exceeds the broker's session
+  // (a test may shorten connections.max.reauth.ms), and the broker refuses that; 1 s keeps it to real renewals.
+  const kafka = new Kafka({ clientId: 'tollgate-harness-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING, reauthenticationThreshold: 1_000, ...(sasl !== undefined ? { sasl } : {}) });
   const admin = kafka.admin();
   try {
     await admin.connect();

@@ -28,7 +28,7 @@ import { startDevIssuer, type DevIssuer } from '../../src/dev/oidc-issuer.ts';
 import { startDemoUpstream, type DemoUpstream } from '../../src/dev/demo-upstream.ts';
 import { ensureEnvoy, ensureKafka } from '../provision.ts';
 import { renderTemplate, startEnvoy, type EnvoyProcess } from './envoy.ts';
-import { harnessSasl, startKafka, type KafkaSaslMechanism, type KafkaSaslOptions } from './kafka.ts';
+import { harnessSasl, startKafka, type KafkaSaslMechanism, type KafkaSaslOptions, type ServerProperties } from './kafka.ts';
 import { startKafkaCluster } from './kafka-cluster.ts';
 import { REPO_ROOT, RUN_DIR } from './paths.ts';
 import { freePorts, LOOPBACK } from './ports.ts';
@@ -65,6 +65,8 @@ export interface StackOptions {
   readonly progress?: (line: string) => void;
   /** One broker (default) or a three-node KRaft cluster; each gets its own Envoy listener. */
   readonly brokers?: 1 | 3;
+  /** Extra broker properties (single broker only), e.g. `connections.max.reauth.ms` to make the broker ask for re-authentication. */
+  readonly kafkaServerProperties?: ServerProperties;
 }
 
 /** One broker as the stack runs it. */
@@ -324,7 +326,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       users: [{ name: gatewayUser, password: gatewayPassword }],
       mechanisms: [...new Set<KafkaSaslMechanism>(['PLAIN', 'SCRAM-SHA-512', gatewayMechanism])],
     };
-    const kafkaStarting = startStackKafka(brokerCount, sasl, path.join(workDir, 'kafka'), kafkaListeners);
+    const kafkaStarting = startStackKafka(brokerCount, sasl, path.join(workDir, 'kafka'), kafkaListeners, options.kafkaServerProperties);
     stops.push(() => kafkaStarting.then((k) => k.stop()));
 
     const tollgateLog = path.join(workDir, 'tollgate.log');
@@ -387,11 +389,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** One SASL broker, or a cluster whose client listeners are SASL and whose inter-broker listener is the direct path. */
-async function startStackKafka(count: 1 | 3, sasl: KafkaSaslOptions, workDir: string, envoyPorts: readonly number[]): Promise<StackKafka> {
+async function startStackKafka(count: 1 | 3, sasl: KafkaSaslOptions, workDir: string, envoyPorts: readonly number[], extraServerProperties?: ServerProperties): Promise<StackKafka> {
   const gatewayUser = sasl.users[0]!.name;
   const envoyOf = (nodeId: number) => envoyPorts[nodeId - 1]!;
   if (count === 1) {
-    const broker = await startKafka({ workDir, sasl });
+    const broker = await startKafka({ workDir, sasl, ...(extraServerProperties !== undefined && { extraServerProperties }) });
     const direct = { brokers: [broker.bootstrap], sasl: harnessSasl(sasl) };
     return {
       brokers: [{
