@@ -9,23 +9,30 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ensureEnvoy } from '../../scripts/provision.ts';
 import { renderTemplate, validateEnvoyConfig } from '../../scripts/lib/envoy.ts';
-import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { REPO_ROOT, RUN_DIR } from '../../scripts/lib/paths.ts';
+import { createMtlsTestCertificates } from '../../scripts/lib/certs.ts';
 import { renderStackEnvoy } from '../../scripts/lib/stack.ts';
 
 const ENVOY_DIR = path.join(REPO_ROOT, 'envoy');
 const configs = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml'));
 
 /** Test values for every placeholder a bundled config may use; a new placeholder must be added here. */
-const VALUES = {
+const VALUES: Record<string, string | number> = {
   ENVOY_ADMIN_PORT: 19000, HTTP_LISTENER_PORT: 10000, KAFKA_LISTENER_PORT: 19092,
   TOLLGATE_HOST: '127.0.0.1', TOLLGATE_PORT: 19001, UPSTREAM_HOST: '127.0.0.1', UPSTREAM_PORT: 18081,
   BROKER_HOST: '127.0.0.1', BROKER_PORT: 19093,
 };
 
-before(async () => { await ensureEnvoy(); });
+before(async () => {
+  await ensureEnvoy();
+  // Envoy's validate mode loads the TLS files the mTLS listener names: they must exist.
+  await fs.promises.mkdir(RUN_DIR, { recursive: true });
+  const pki = await createMtlsTestCertificates(await fs.promises.mkdtemp(path.join(RUN_DIR, 'envoy-certs-')));
+  Object.assign(VALUES, { TLS_SERVER_CERT: pki.server.cert, TLS_SERVER_KEY: pki.server.key, TLS_CLIENT_CA: pki.ca.cert });
+});
 
-test('envoy/ holds the HTTP edge and the Kafka bootstraps', () => {
-  assert.deepEqual(configs.sort(), ['http-edge.yaml', 'kafka.yaml']);
+test('envoy/ holds the HTTP edge and the Kafka bootstraps (SASL and mTLS)', () => {
+  assert.deepEqual(configs.sort(), ['http-edge.yaml', 'kafka-mtls.yaml', 'kafka.yaml']);
 });
 
 for (const file of configs) {
