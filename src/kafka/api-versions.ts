@@ -38,7 +38,8 @@ const CLIENT_APIS: ReadonlyArray<readonly [name: string, max?: number, min?: num
   ['Produce', 12],
   ['Fetch', 12],
   ['ListOffsets'],
-  ['Metadata'],
+  // From v4, where a client says whether Metadata may auto-create topics: tollgate must be able to say no.
+  ['Metadata', undefined, 4],
   ['OffsetCommit', 9],
   ['OffsetFetch', 9],
   ['FindCoordinator'],

@@ -38,7 +38,7 @@ describe('CLIENT_API_LIMITS', () => {
     assert.deepEqual(CLIENT_API_LIMITS.get(byName('DeleteTopics')), { min: 1, max: 5 });
     assert.deepEqual(CLIENT_API_LIMITS.get(byName('AddPartitionsToTxn')), { min: 0, max: 3 });
     assert.deepEqual(CLIENT_API_LIMITS.get(byName('SaslHandshake')), { min: 1, max: 1 });
-    assert.deepEqual(CLIENT_API_LIMITS.get(byName('Metadata')), { min: 0, max: 13 });
+    assert.deepEqual(CLIENT_API_LIMITS.get(byName('Metadata')), { min: 4, max: 13 }, 'v4+: tollgate can turn auto-creation off');
   });
 
   it('never offers an unstable latest version', () => {
@@ -108,12 +108,12 @@ describe('trimApiVersionsResponse', () => {
     ] }), 2);
     assert.deepEqual(decodeResponse(out, API_VERSIONS, 2).body.apiKeys, [
       { apiKey: 0, minVersion: 3, maxVersion: 9 },
-      { apiKey: 3, minVersion: 0, maxVersion: 12 },
+      { apiKey: 3, minVersion: 4, maxVersion: 12 },
     ]);
   });
 
   it('returns the very same frame when nothing needs trimming', () => {
-    const input = frame(3, { apiKeys: [{ apiKey: 3, minVersion: 0, maxVersion: 13 }, { apiKey: 18, minVersion: 0, maxVersion: 4 }] });
+    const input = frame(3, { apiKeys: [{ apiKey: 3, minVersion: 4, maxVersion: 13 }, { apiKey: 18, minVersion: 0, maxVersion: 4 }] });
     assert.equal(trimApiVersionsResponse(input, 3), input);
   });
 

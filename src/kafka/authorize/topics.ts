@@ -174,10 +174,18 @@ const metadata = apiPolicy(3, 'describe per requested topic; for all topics, des
     );
   }
   for (const topic of body.topics) if (byIdOnly(topic.name, topic.topicId)) return refuseById(judge, topic.topicId, 'Metadata by topic id is not supported');
-  return planEntries<MetadataRequest, MetadataResponse, MetadataRequestMetadataRequestTopic, MetadataResponseMetadataResponseTopic>(judge, {
+  // Auto-creation is a create: a principal that may only write or read a topic pattern must not bring new topics of
+  // that pattern into existence through Metadata (Kafka's authorizer asks for Create too). Where any requested topic
+  // may not be created (admin), the broker is asked not to create: a missing topic then answers
+  // UNKNOWN_TOPIC_OR_PARTITION, as from a broker whose authorizer denies the create.
+  // Versions before 4 cannot say no (the field does not exist); tollgate's ApiVersions does not offer them.
+  const request = v >= 4 && body.allowAutoTopicCreation && body.topics.some((topic) => describable(topic.name) && judge.check('admin', { topic: topic.name ?? '' }) !== undefined)
+    ? { ...body, allowAutoTopicCreation: false }
+    : body;
+  const plan = planEntries<MetadataRequest, MetadataResponse, MetadataRequestMetadataRequestTopic, MetadataResponseMetadataResponseTopic>(judge, {
     entries: body.topics,
     verdict: (topic) => judge.check('describe', { topic: topic.name ?? '' }),
-    withEntries: (topics) => ({ ...body, topics }),
+    withEntries: (topics) => ({ ...request, topics }),
     requestKey: (topic) => topic.name ?? '',
     results: (response) => response.topics,
     resultKey: (result) => result.name ?? '',
@@ -189,6 +197,9 @@ const metadata = apiPolicy(3, 'describe per requested topic; for all topics, des
     // merge drops every topic the client did not ask for.
     leftovers: 'drop',
   });
+  // Every topic describable: planEntries forwards the client's frame, which still asks for auto-creation.
+  if (plan.kind === 'forward' && request !== body) return judge.split<MetadataResponse>(request, (response) => response);
+  return plan;
 });
 
 const describeTopicPartitions = apiPolicy(75, 'describe per requested topic; for all topics, describe per topic of the response', (judge, body) => {
