@@ -42,7 +42,7 @@ import { readProduceAcks } from './protocol/produce.ts';
 import { BrokerRoutes, carriesBrokerEndpoints, rewriteBrokerEndpoints } from './routing/index.ts';
 import { parseOAuthBearerInitialResponse } from './sasl/oauthbearer.ts';
 import { encodePlain } from './sasl/plain.ts';
-import { ScramClient } from './sasl/scram.ts';
+import { ScramClient, type ScramClientOptions } from './sasl/scram.ts';
 import { ResponseSequencer, SequenceError, type PendingRequest, type ResponseTransform } from './sequencer.ts';
 import { summarizeRequest, summarizeResponse } from './summary.ts';
 
@@ -56,6 +56,8 @@ export interface UpstreamSasl {
   readonly username: string;
   /** Never logged, never audited, never sent anywhere but the broker. */
   readonly password: string;
+  /** SCRAM key derivation, shared by all connections so PBKDF2 runs once per broker salt (`memoizedScramKeys`). */
+  readonly deriveKeys?: ScramClientOptions['deriveKeys'];
 }
 
 /** Why the connection must be closed: what the audit record and the warning log say. */
@@ -215,7 +217,6 @@ export class KafkaConnection {
   /** Bytes from the client (Envoy `read_data`). */
   onClientData(chunk: Buffer): ConnectionOutput {
     return this.#run(() => {
-      if (this.#upstream.kind === 'not_started') this.#startUpstreamAuthentication();
       let frames: Buffer[];
       try {
         frames = this.#requests.push(chunk);
@@ -320,9 +321,13 @@ export class KafkaConnection {
     this.#handleClientFrame(frame);
   }
 
-  /** Requests are handled only once upstream is authenticated and no token is being verified. */
+  /**
+   * Requests wait while tollgate authenticates upstream and while a token is being verified. Before upstream
+   * authentication starts (it starts with the client's first request past SASL), ApiVersions and the client's SASL
+   * pass: the broker answers ApiVersions unauthenticated, and the SASL exchange never leaves tollgate.
+   */
   #canHandleNow(): boolean {
-    if (this.#upstream.kind !== 'ready') return false;
+    if (this.#upstream.kind === 'authenticating') return false;
     if (this.#auth.kind === 'verifying') return false;
     return !(this.#auth.kind === 'authenticated' && this.#auth.reauth === 'verifying');
   }
@@ -395,8 +400,9 @@ export class KafkaConnection {
         details: this.#requestDetails(header),
       });
     }
-    if (this.#upstreamReauthDue()) {
-      // The held frame goes first once the broker accepted tollgate again.
+    if (this.#upstream.kind === 'not_started' || this.#upstreamReauthDue()) {
+      // Only an authenticated client's request makes tollgate use its broker credential (an unauthenticated
+      // connection costs the broker nothing); the held frame goes first once the broker accepted tollgate.
       this.#held.unshift(frame);
       this.#startUpstreamAuthentication();
       return;
@@ -648,7 +654,7 @@ export class KafkaConnection {
         this.#upstreamAuthenticate(encodePlain({ username: sasl.username, password: sasl.password }), () => true);
         return;
       }
-      const scram = new ScramClient({ mechanism: sasl.mechanism, username: sasl.username, password: sasl.password });
+      const scram = new ScramClient({ mechanism: sasl.mechanism, username: sasl.username, password: sasl.password, ...(sasl.deriveKeys !== undefined && { deriveKeys: sasl.deriveKeys }) });
       this.#upstreamAuthenticate(scram.clientFirstMessage(), (serverFirst) => {
         this.#upstreamAuthenticate(scram.handleServerFirst(serverFirst), (serverFinal) => {
           scram.handleServerFinal(serverFinal);

@@ -9,6 +9,7 @@ import type { KafkaAction } from '../core/action.ts';
 import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import { BrokerRoutes } from './routing/index.ts';
+import { memoizedScramKeys } from './sasl/scram.ts';
 import type { KafkaConnectionSettings } from './service.ts';
 
 export interface KafkaSettingsInput {
@@ -33,6 +34,7 @@ export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput
         mechanism: sasl.mechanism,
         username: sasl.username,
         password: readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`),
+        deriveKeys: memoizedScramKeys(),
       },
     }),
   };

@@ -170,10 +170,15 @@ test('re-authentication must keep the subject', async () => {
   assert.match(out!.close!.reason, /alice cannot become admin/);
 });
 
-test('with a gateway-held credential, tollgate authenticates to the broker first and holds the client until it is accepted', () => {
+test('with a gateway-held credential, tollgate authenticates to the broker at the client\'s first request past SASL, and holds it until accepted', async () => {
   const c = connect({ upstreamSasl: { mechanism: 'PLAIN', username: 'tollgate', password: 's3cret' } });
   const apiVersions = request(API_KEY.ApiVersions, 3, 1, { clientSoftwareName: 'test', clientSoftwareVersion: '1' });
-  const first = c.connection.onClientData(apiVersions);
+  assert.deepEqual(c.connection.onClientData(apiVersions).toBroker, [apiVersions], 'ApiVersions needs no authentication, as on the broker');
+  const versions = encodeResponse({ correlationId: 1, taggedFields: [] }, API_KEY.ApiVersions, 3, { errorCode: 0, apiKeys: [{ apiKey: 12, minVersion: 0, maxVersion: 4 }], throttleTimeMs: 0 });
+  assert.equal(c.connection.onBrokerData(versions).toClient.length, 1);
+  await login(c);
+
+  const first = c.connection.onClientData(heartbeat(3));
   assert.equal(first.toBroker.length, 1, 'only tollgate\'s own handshake goes out');
   const ownHandshake = decodeRequest(first.toBroker[0]!);
   assert.equal(ownHandshake.header.apiKey, API_KEY.SaslHandshake);
@@ -188,19 +193,27 @@ test('with a gateway-held credential, tollgate authenticates to the broker first
 
   const authResponse = encodeResponse({ correlationId: ownAuth.header.correlationId, taggedFields: [] }, API_KEY.SaslAuthenticate, 2, { errorCode: 0, errorMessage: null, authBytes: Buffer.alloc(0), sessionLifetimeMs: 0n });
   const third = c.connection.onBrokerData(authResponse);
-  assert.deepEqual(third.toBroker, [apiVersions], 'then the client\'s held ApiVersions goes out, unchanged');
+  assert.deepEqual(requestIds(third.toBroker), [3], 'then the client\'s held request goes out, unchanged');
 });
 
-test('a broker refusing tollgate\'s credential closes the connection without the password in the record', () => {
+test('an unauthenticated client never makes tollgate use its broker credential', () => {
   const c = connect({ upstreamSasl: { mechanism: 'PLAIN', username: 'tollgate', password: 's3cret' } });
-  const first = c.connection.onClientData(handshake(1));
+  const out = c.connection.onClientData(Buffer.concat([handshake(1), heartbeat(2)]));
+  assert.deepEqual(out.toBroker, []);
+  assert.equal(out.close?.event, 'kafka.sasl.unauthenticated_request');
+});
+
+test('a broker refusing tollgate\'s credential closes the connection without the password in the record', async () => {
+  const c = connect({ upstreamSasl: { mechanism: 'PLAIN', username: 'tollgate', password: 's3cret' } });
+  await login(c);
+  const first = c.connection.onClientData(heartbeat(3));
   const own = decodeRequest(first.toBroker[0]!);
   const second = c.connection.onBrokerData(encodeResponse({ correlationId: own.header.correlationId, taggedFields: [] }, API_KEY.SaslHandshake, 1, { errorCode: 0, mechanisms: ['PLAIN'] }));
   const auth = decodeRequest(second.toBroker[0]!);
   const third = c.connection.onBrokerData(encodeResponse({ correlationId: auth.header.correlationId, taggedFields: [] }, API_KEY.SaslAuthenticate, 2, { errorCode: KafkaError.SASL_AUTHENTICATION_FAILED, errorMessage: 'Authentication failed: Invalid username or password', authBytes: Buffer.alloc(0), sessionLifetimeMs: 0n }));
   assert.equal(third.close?.event, 'kafka.upstream.authentication_failed');
   assert.doesNotMatch(JSON.stringify(third.close), /s3cret/);
-  assert.deepEqual(third.toClient, [], 'the client\'s handshake is never answered by the broker');
+  assert.deepEqual(third.toClient, [], 'the held heartbeat is never answered');
 });
 
 test('a request version tollgate does not offer closes the connection (Produce v13 names topics by id)', async () => {

@@ -55,6 +55,12 @@ export interface ScramClientOptions {
    * characters). Inject only in tests.
    */
   readonly nonce?: string;
+  /**
+   * Derives the keys from the password, salt and iteration count; `deriveScramKeys` by default. A gateway that
+   * authenticates every connection with one credential passes a memoized one: PBKDF2 is deliberately slow, and the
+   * broker's salt and iteration count for a user do not change between connections.
+   */
+  readonly deriveKeys?: (mechanism: ScramMechanismName, password: string, salt: Uint8Array, iterations: number) => ScramKeys;
   /** Default 4096 (Kafka's minimum). */
   readonly minIterations?: number;
   /** Default 16384 (Kafka's maximum). */
@@ -81,6 +87,24 @@ export function deriveScramKeys(mechanism: ScramMechanismName, password: string,
   return { saltedPassword, clientKey, storedKey, serverKey };
 }
 
+/**
+ * `deriveScramKeys` remembering its last results (a handful of salts at most: one per broker credential), for
+ * `ScramClientOptions.deriveKeys`.
+ */
+export function memoizedScramKeys(limit = 16): (mechanism: ScramMechanismName, password: string, salt: Uint8Array, iterations: number) => ScramKeys {
+  const cache = new Map<string, ScramKeys>();
+  return (mechanism, password, salt, iterations) => {
+    const key = createHash('sha256').update(`${mechanism}\0${iterations}\0`).update(Buffer.from(salt)).update('\0').update(password, 'utf8').digest('base64');
+    let keys = cache.get(key);
+    if (keys === undefined) {
+      keys = deriveScramKeys(mechanism, password, salt, iterations);
+      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      cache.set(key, keys);
+    }
+    return keys;
+  };
+}
+
 /** One `x=value` attribute of a SCRAM message, with the byte offset of its first character. */
 interface Attribute {
   readonly name: string;
@@ -96,6 +120,7 @@ export class ScramClient {
   readonly #nonce: string;
   readonly #minIterations: number;
   readonly #maxIterations: number;
+  readonly #deriveKeys: NonNullable<ScramClientOptions['deriveKeys']>;
   #clientFirstBare: Buffer | undefined;
   #expectedServerSignature: Buffer | undefined;
 
@@ -121,6 +146,7 @@ export class ScramClient {
     this.#nonce = nonce;
     this.#minIterations = minIterations;
     this.#maxIterations = maxIterations;
+    this.#deriveKeys = options.deriveKeys ?? deriveScramKeys;
   }
 
   get state(): ScramClientState {
@@ -168,7 +194,7 @@ export class ScramClient {
       }
       // Later attributes are extensions, which RFC 5802 says to ignore when not understood.
 
-      const keys = deriveScramKeys(this.mechanism, this.#password, Buffer.from(saltAttribute.value, 'base64'), iterations);
+      const keys = this.#deriveKeys(this.mechanism, this.#password, Buffer.from(saltAttribute.value, 'base64'), iterations);
       this.#password = '';
       const withoutProof = Buffer.from(`c=${CHANNEL_BINDING},r=${nonce.value}`, 'utf8');
       const authMessage = Buffer.concat([this.#clientFirstBare!, Buffer.from(','), serverFirst, Buffer.from(','), withoutProof]);

@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
-import { deriveScramKeys, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, ScramClient } from '../../../src/kafka/sasl/scram.ts';
+import { deriveScramKeys, memoizedScramKeys, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, ScramClient } from '../../../src/kafka/sasl/scram.ts';
 import type { ScramMechanismName } from '../../../src/kafka/sasl/scram.ts';
 import { SaslError } from '../../../src/kafka/sasl/errors.ts';
 import type { SaslErrorCode } from '../../../src/kafka/sasl/errors.ts';
@@ -212,5 +212,24 @@ describe('state machine', () => {
     const client = waitingForServerFinal();
     client.handleServerFinal(Buffer.from(RFC7677.serverFinal));
     expectSaslError(() => client.handleServerFinal(Buffer.from(RFC7677.serverFinal)), 'invalid_state', undefined, /called in state complete/);
+  });
+});
+
+describe('memoized key derivation (one broker credential, many connections)', () => {
+  test('derives once per salt and iteration count, and gives the same keys as deriving afresh', () => {
+    let derivations = 0;
+    const counting = memoizedScramKeys();
+    const salt = Buffer.from('salt-of-the-broker');
+    const wrapped = (m: ScramMechanismName, p: string, s: Uint8Array, i: number) => {
+      derivations++;
+      return counting(m, p, s, i);
+    };
+    const first = wrapped('SCRAM-SHA-512', 'pw', salt, 4096);
+    const again = wrapped('SCRAM-SHA-512', 'pw', salt, 4096);
+    assert.equal(derivations, 2);
+    assert.equal(first, again, 'the second call is served from the memo');
+    assert.deepEqual(first, deriveScramKeys('SCRAM-SHA-512', 'pw', salt, 4096));
+    assert.notDeepEqual(wrapped('SCRAM-SHA-512', 'pw', Buffer.from('another-salt'), 4096), first, 'a new salt derives anew');
+    assert.notDeepEqual(wrapped('SCRAM-SHA-512', 'pw', salt, 8192), first, 'so does a new iteration count');
   });
 });
