@@ -174,6 +174,8 @@ export class KafkaConnection {
   #auth: ClientAuth = { kind: 'none' };
   #upstream: UpstreamState;
   #nextInternalCorrelationId = -1;
+  /** An ApiVersions went to the broker before tollgate authenticated there. */
+  #upstreamSawApiVersions = false;
   #toBroker: Buffer[] = [];
   #toClient: Buffer[] = [];
   #closed: CloseReason | undefined;
@@ -363,7 +365,15 @@ export class KafkaConnection {
     }
     switch (apiKey) {
       case API_KEY.ApiVersions:
-        // Allowed before authentication, as on the broker; the answer is trimmed to what tollgate parses.
+        // Allowed before authentication, as on the broker; the answer is trimmed to what tollgate parses. A broker
+        // not yet authenticated accepts one ApiVersions before SaslHandshake and closes on a second (Java clients
+        // send one from their SASL authenticator and another once authenticated): tollgate authenticates first.
+        if (this.#upstream.kind === 'not_started' && this.#upstreamSawApiVersions) {
+          this.#held.unshift(frame);
+          this.#startUpstreamAuthentication();
+          return;
+        }
+        if (this.#upstream.kind === 'not_started') this.#upstreamSawApiVersions = true;
         this.#forward(frame, header, (response) => trimApiVersionsResponse(response, apiVersion), []);
         return;
       case API_KEY.SaslHandshake:

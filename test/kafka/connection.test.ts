@@ -250,3 +250,15 @@ test('Metadata naming a broker that kafka.brokers does not map closes the connec
   assert.equal(out.close?.event, 'kafka.routing.unknown_broker');
   assert.deepEqual(out.toClient, [], 'the broker\'s own address never reaches the client');
 });
+
+test('a second ApiVersions (Java clients send one from SASL and one after) waits until tollgate has authenticated to the broker', async () => {
+  const c = connect({ upstreamSasl: { mechanism: 'PLAIN', username: 'tollgate', password: 's3cret' } });
+  const apiVersions = (id: number) => request(API_KEY.ApiVersions, 3, id, { clientSoftwareName: 'test', clientSoftwareVersion: '1' });
+  assert.deepEqual(c.connection.onClientData(apiVersions(1)).toBroker, [apiVersions(1)]);
+  c.connection.onBrokerData(encodeResponse({ correlationId: 1, taggedFields: [] }, API_KEY.ApiVersions, 3, { errorCode: 0, apiKeys: [], throttleTimeMs: 0 }));
+  await login(c);
+  // An unauthenticated broker accepts only one ApiVersions before SaslHandshake: the second waits for tollgate's SASL.
+  const out = c.connection.onClientData(apiVersions(3));
+  assert.deepEqual(out.toBroker.map((f) => decodeRequest(f).header.apiKey), [API_KEY.SaslHandshake]);
+  assert.equal(c.connection.heldCount, 1);
+});
