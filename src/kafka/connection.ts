@@ -463,7 +463,8 @@ export class KafkaConnection {
     const outcome = original.frame === frame ? 'forwarded' : 'split';
     this.#toBroker.push(frame);
     this.#options.onFrame?.('request', header.apiKey);
-    if (header.apiKey === API_KEY.Produce && readProduceAcks(frame, header) === 0) {
+    // acks from the client's own frame: `header` describes it, not a re-encoded split (whose header bytes may differ).
+    if (header.apiKey === API_KEY.Produce && readProduceAcks(original.frame, header) === 0) {
       this.#auditRequest(header, original, decisions, outcome, undefined, undefined);
       return;
     }
