@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { createMetrics, type Metrics } from './admin/metrics.ts';
 import { startAdminServer, type AdminServer, type ReadinessCheck } from './admin/http.ts';
@@ -59,6 +59,39 @@ function oidcOptions(o: Config['identity']['oidc'][number]): OidcVerifierOptions
   };
 }
 
+/**
+ * Tollgate's own log (and audit) stream: stdout, written asynchronously in batches. A synchronous write per line was
+ * about a quarter of the processor's busy time under Kafka load at `info` (one audit line per request). Lines are
+ * buffered (`minLength`) and the buffer is written once per event-loop turn (`setImmediate`), so a line reaches the
+ * file within a turn of being logged and a busy turn costs one write, not one per line.
+ *
+ * Not lost on a clean shutdown: `drain` waits for the buffer to be written (`flush`), and pino's exit hook writes
+ * whatever was logged after that synchronously. Crash window: lines logged in the turn before a crash (or while a
+ * write is in flight when the process is killed with SIGKILL) can be lost; a synchronous destination would lose at
+ * most the line being written.
+ */
+export function bufferedStdout(): DestinationStream & { flush(cb: (err?: Error) => void): void } {
+  const dest = pino.destination({ dest: 1, minLength: 4096, sync: false });
+  let scheduled = false;
+  const writeOut = () => {
+    scheduled = false;
+    dest.flush();
+  };
+  return {
+    write(line: string): boolean {
+      const ok = dest.write(line);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(writeOut);
+      }
+      return ok;
+    },
+    flush(cb: (err?: Error) => void): void {
+      dest.flush(cb);
+    },
+  };
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
@@ -72,7 +105,7 @@ function clearStaleSocket(address: string): void {
 }
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
-  const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } });
+  const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } }, bufferedStdout());
   const metrics = createMetrics();
   const audit = options.audit ?? createLogAuditSink(logger);
   const policy = compilePolicy(config.rules);
@@ -197,6 +230,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       identity.close();
       await admin.close();
       logger.info({ forced }, 'drained');
+      // Every audit record and log line written so far reaches stdout before drain resolves.
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
       return { forced };
     })();
     return draining;
