@@ -158,8 +158,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     hooks: {
       onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
       onConnectionClose: () => metrics.kafkaConnections.dec(),
-      onFrame: (direction, apiKey) => metrics.kafkaFrames.inc({ direction, api: apiKeyName(apiKey) }),
-      onDecision: (decision) => metrics.decisions.inc({ service: 'network_ext_proc', effect: decision.effect, rule: decision.rule ?? 'default' }),
+      // Keyed by number and by the decision's own strings: no label object is built per frame or decision.
+      onFrame: (direction, apiKey) => metrics.pendingKafkaFrames.add(direction === 'request' ? apiKey * 2 : apiKey * 2 + 1, () => ({ direction, api: apiKeyName(apiKey) })),
+      onDecision: (decision) => {
+        const rule = decision.rule ?? 'default';
+        metrics.pendingDecisions.add(`${decision.effect}\u0000${rule}`, () => ({ service: 'network_ext_proc', effect: decision.effect, rule }));
+      },
     },
   });
   const health = createHealthService();
