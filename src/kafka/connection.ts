@@ -30,21 +30,21 @@ import type { AuditRecord, AuditSink } from '../audit/record.ts';
 import type { KafkaAction } from '../core/action.ts';
 import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
-import { authorizeRequest, type RequestPlan, type ResourceDecision } from './authorize/index.ts';
+import { allowedProduce, authorizeRequest, replayDecisions, type Decide, type RequestPlan, type ResourceDecision } from './authorize/index.ts';
 import { isClientApiVersionAllowed, trimApiVersionsResponse } from './api-versions.ts';
 import { API_KEY, apiKeyName } from './protocol/api-keys.ts';
 import { KafkaError, kafkaErrorName } from './protocol/error-codes.ts';
 import { FrameError, type FrameErrorCode } from './protocol/errors.ts';
 import { FrameReassembler } from './protocol/framing.ts';
 import { readRequestHeader, type RequestHeader } from './protocol/header.ts';
-import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type DecodedRequest } from './protocol/messages.ts';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, readProduceRequest, type DecodedRequest, type ProduceRequestView } from './protocol/messages.ts';
 import { readProduceAcks } from './protocol/produce.ts';
 import { BrokerRoutes, carriesBrokerEndpoints, rewriteBrokerEndpoints } from './routing/index.ts';
 import { parseOAuthBearerInitialResponse } from './sasl/oauthbearer.ts';
 import { encodePlain } from './sasl/plain.ts';
 import { ScramClient, type ScramClientOptions } from './sasl/scram.ts';
 import { ResponseSequencer, SequenceError, type PendingRequest, type ResponseTransform } from './sequencer.ts';
-import { summarizeRequest, summarizeResponse } from './summary.ts';
+import { summarizeProduceRequest, summarizeRequest, summarizeResponse } from './summary.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
 export type KafkaDirection = 'request' | 'response';
@@ -148,10 +148,11 @@ type UpstreamState =
   | { readonly kind: 'authenticating' }
   | { readonly kind: 'ready'; readonly reauthAt: number | undefined };
 
-/** A request as the client sent it, with its decoding when it was decoded (for the audit summary). */
+/** A request as the client sent it, with its decoding or its hot-path reading when it has one (for the audit summary). */
 interface ClientRequest {
   readonly frame: Buffer;
   readonly decoded?: DecodedRequest;
+  readonly produce?: ProduceRequestView;
 }
 
 class ConnectionClosed extends Error {
@@ -417,15 +418,40 @@ export class KafkaConnection {
       this.#startUpstreamAuthentication();
       return;
     }
+    const decide: Decide = (action) => {
+      const decision = this.#options.decide(auth.principal, action);
+      this.#options.onDecision?.(decision);
+      return decision;
+    };
+    let asked: readonly ResourceDecision[] = [];
+    if (header.apiKey === API_KEY.Produce) {
+      // Hot path: every topic allowed (the usual case) is forwarded without the generic decoder. Anything else,
+      // including bytes the hot reader refuses, goes the full way below, which gives the same errors and decisions.
+      let view: ProduceRequestView | undefined;
+      try {
+        view = readProduceRequest(frame);
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+      }
+      if (view !== undefined) {
+        const judged = new Array<ResourceDecision>();
+        const allowed = allowedProduce(frame, { ...header, taggedFields: [] }, view, (action) => {
+          const decision = decide(action);
+          judged.push({ action, decision });
+          return decision;
+        });
+        if (allowed !== undefined) {
+          this.#forward(frame, header, undefined, allowed, { frame, produce: view });
+          return;
+        }
+        asked = judged;
+      }
+    }
     let plan: RequestPlan;
     let decoded: DecodedRequest;
     try {
       decoded = decodeRequest(frame);
-      plan = authorizeRequest(frame, decoded, (action) => {
-        const decision = this.#options.decide(auth.principal, action);
-        this.#options.onDecision?.(decision);
-        return decision;
-      });
+      plan = authorizeRequest(frame, decoded, replayDecisions(asked, decide));
     } catch (error) {
       if (error instanceof FrameError) throw this.#frameClose(error, 'request');
       throw error;
@@ -778,7 +804,7 @@ export class KafkaConnection {
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
       details: {
         ...this.#requestDetails(header),
-        ...safeSummary(() => summarizeRequest(original.frame, original.decoded)),
+        ...safeSummary(() => (original.produce !== undefined ? summarizeProduceRequest(original.produce) : summarizeRequest(original.frame, original.decoded))),
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
         ...(decisions.length > 0 && { decisions: decisionDetails(decisions) }),
         ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),

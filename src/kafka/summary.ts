@@ -14,7 +14,7 @@
 import { FrameError } from './protocol/errors.ts';
 import { SIZE_PREFIX_BYTES } from './protocol/framing.ts';
 import { decodeRequest, decodeResponse, isRequestOf } from './protocol/messages.ts';
-import type { DecodedRequest } from './protocol/messages.ts';
+import type { DecodedRequest, ProduceRequestView } from './protocol/messages.ts';
 
 export interface PartitionSummary {
   readonly partition: number;
@@ -191,6 +191,18 @@ export function summarizeRequest(frame: Buffer, request?: DecodedRequest): Reque
     request = decodeRequest(frame);
   }
   return summarizeDecoded(request);
+}
+
+/** The summary of a Produce request read by the hot path (`readProduceRequest`): the same as from its decoding. */
+export function summarizeProduceRequest(request: ProduceRequestView): RequestSummary {
+  return {
+    ...(request.transactionalId !== null && { transactionalId: request.transactionalId }),
+    acks: request.acks,
+    topics: request.topics.map((t) => ({
+      ...topicRef(t.name, t.topicId ?? undefined),
+      partitions: t.partitions.map((p) => ({ partition: p.index, ...recordsOf(p.records) })),
+    })),
+  };
 }
 
 function summarizeDecoded(request: DecodedRequest): RequestSummary | undefined {

@@ -22,6 +22,8 @@ import { TOPIC_APIS } from './topics.ts';
 import { TRANSACTION_APIS } from './transactions.ts';
 
 export type { ApiPolicy, Decide, RequestPlan, ResourceDecision } from './plan.ts';
+export { replayDecisions } from './plan.ts';
+export { allowedProduce } from './topics.ts';
 
 /** APIs forwarded with no question asked: client telemetry (KIP-714) reveals and changes no data. */
 const TELEMETRY_APIS: readonly ApiPolicy[] = [71, 72].map((apiKey) => ({

@@ -302,6 +302,21 @@ export function mergeByKey<QE, RE>(
   return merged;
 }
 
+/**
+ * A `decide` that answers the questions already asked in `asked` (same operation and resource) with their recorded
+ * decision, and passes anything else to `decide`: a request judged twice (hot path, then full path) asks the policy
+ * each question once.
+ */
+export function replayDecisions(asked: readonly ResourceDecision[], decide: Decide): Decide {
+  if (asked.length === 0) return decide;
+  return (action) => {
+    for (const { action: a, decision } of asked) {
+      if (a.operation === action.operation && a.topic === action.topic && a.group === action.group && a.transactionalId === action.transactionalId) return decision;
+    }
+    return decide(action);
+  };
+}
+
 /** A request about one resource set, answered whole: forward when every check passes, else `denied(denial)`. */
 export function planWhole<R>(judge: Judge, verdict: Verdict, denied: (denial: Denial) => R): RequestPlan {
   return verdict === undefined ? judge.forward() : judge.answer(denied(verdict));

@@ -43,8 +43,9 @@ import type {
   ProduceResponsePartitionProduceResponse,
   ProduceResponseTopicProduceResponse,
 } from '../protocol/generated/index.ts';
-import { apiPolicy, blank, byIdOnly, deniedEntry, planEntries } from './plan.ts';
-import type { ApiPolicy, Judge, RequestPlan } from './plan.ts';
+import type { DecodedRequest, ProduceRequestView } from '../protocol/messages.ts';
+import { Judge, apiPolicy, blank, byIdOnly, deniedEntry, planEntries } from './plan.ts';
+import type { ApiPolicy, Decide, RequestPlan, ResourceDecision } from './plan.ts';
 
 const EMPTY_RECORDS = Buffer.alloc(0);
 
@@ -81,6 +82,21 @@ const produce = apiPolicy(API_KEY.Produce, 'produce per topic; produce on the tr
     blankResponse: () => blank<ProduceResponse>(ProduceResponseSchema),
   });
 });
+
+/**
+ * The hot path of Produce: judged from `readProduceRequest` (no generic decoding), asking exactly what the produce
+ * policy above asks, in its order (the transactional id, then each distinct topic). Returns the decisions when
+ * everything is allowed (the plan is then `forward`, as the policy's); undefined as soon as anything is denied or a
+ * topic is named by id only: the caller then runs the full path, which asks the same questions again (answer them
+ * from these decisions, see `replayDecisions`) and builds the error response or refusal.
+ */
+export function allowedProduce(frame: Buffer, header: DecodedRequest['header'], request: ProduceRequestView, decide: Decide): ResourceDecision[] | undefined {
+  for (const topic of request.topics) if (topic.name === null || topic.name === '') return undefined;
+  const judge = new Judge(frame, { header, body: undefined as never }, decide);
+  if (request.transactionalId !== null && judge.check('produce', { transactionalId: request.transactionalId }) !== undefined) return undefined;
+  for (const topic of request.topics) if (judge.check('produce', { topic: topic.name! }) !== undefined) return undefined;
+  return judge.decisions;
+}
 
 const fetch = apiPolicy(API_KEY.Fetch, 'consume per topic of the request, and again per topic of the response (defense in depth)', (judge, body) => {
   if (body.replicaId >= 0 || (body.replicaState?.replicaId ?? -1) >= 0) return judge.refuse('Fetch from a replica (broker-internal) is not accepted from clients');

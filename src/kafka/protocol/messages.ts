@@ -327,3 +327,50 @@ export function fetchTopics(frame: Buffer): TopicPartitions[] {
   }
   return topics;
 }
+
+/** One partition of a Produce request: its index and its records, a view of the frame (nothing copied or parsed). */
+export interface ProducePartitionView {
+  readonly index: number;
+  readonly records: Buffer | null;
+}
+
+export interface ProduceTopicView {
+  readonly name: string | null;
+  readonly topicId: Uuid | null;
+  readonly partitions: ProducePartitionView[];
+}
+
+/** What policy and the audit summary need of a Produce request, read without the generic decoder. */
+export interface ProduceRequestView {
+  readonly transactionalId: string | null;
+  readonly acks: number;
+  readonly topics: ProduceTopicView[];
+}
+
+/**
+ * The transactional id, acks, topics and per-partition records (views) of a Produce request frame (size prefix
+ * included), walked once with no generic decoding. Reads the whole body (trailing bytes are an error, as for
+ * `decodeRequest`). Throws `FrameError` like the decoder on bytes that do not read as a Produce request.
+ */
+export function readProduceRequest(frame: Buffer): ProduceRequestView {
+  const { reader, version, flexible } = bodyReaderOf(frame, API_KEY.Produce, ProduceRequestSchema);
+  const transactionalId = reader.stringOrNull('transactional_id', flexible);
+  const acks = reader.int16('acks');
+  reader.skip(4, 'timeout_ms');
+  const byId = version >= PRODUCE_TOPIC_ID_FROM;
+  const topics: ProduceTopicView[] = [];
+  for (let t = count(reader, 'topic_data', flexible); t > 0; t--) {
+    const { name, topicId } = topicRef(reader, byId, flexible);
+    const partitions: ProducePartitionView[] = [];
+    for (let p = count(reader, 'partition_data', flexible); p > 0; p--) {
+      const index = reader.int32('index');
+      partitions.push({ index, records: reader.bytesOrNull('records', flexible) });
+      if (flexible) reader.skipTaggedFields();
+    }
+    if (flexible) reader.skipTaggedFields();
+    topics.push({ name, topicId, partitions });
+  }
+  if (flexible) reader.skipTaggedFields();
+  if (reader.offset !== frame.length) throw reader.invalid('body', `${frame.length - reader.offset} bytes after the end of the message`);
+  return { transactionalId, acks, topics };
+}
