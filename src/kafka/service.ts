@@ -86,8 +86,6 @@ export interface NetworkExtProcHandlerOptions {
   readonly hooks?: NetworkExtProcHooks;
 }
 
-export const DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024;
-export const DEFAULT_MAX_IN_FLIGHT = 1000;
 
 /** The key under which Envoy's network ext_proc filter sends `connection_attributes`. */
 export const CONNECTION_ATTRIBUTES_KEY = 'envoy.filters.network.ext_proc';
