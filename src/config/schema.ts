@@ -107,8 +107,11 @@ const maskSpec = z.object({
   detectors: z.array(z.enum(DETECTOR_NAMES)).optional()
     .meta({ description: 'Detectors run over every string value (or the whole text when the body is not JSON).' }),
   detectorStrategy: strategy.default('redact').meta({ description: 'How detector findings are replaced.' }),
-  onUndecodable: z.enum(['pass', 'redact', 'fail']).default('redact')
-    .meta({ description: 'A body that should be JSON but is not: pass it (detectors still run over its text), replace it, or fail the response.' }),
+  onUndecodable: z.enum(['pass', 'redact', 'fail', 'redact-record', 'fail-fetch']).default('redact')
+    .transform((v) => (v === 'redact-record' ? 'redact' : v === 'fail-fetch' ? 'fail' : v))
+    .meta({ description: 'A payload that should be JSON but is not: pass it (detectors still run over its text), replace it (`redact`; for Kafka also `redact-record`), or fail (`fail`; for Kafka also `fail-fetch`: the partition is answered with an error instead of data).' }),
+  keys: z.boolean().default(false).meta({ description: 'Kafka: mask record keys too (as JSON or text, like values).' }),
+  headers: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka: record headers whose values are masked too (as JSON or text).' }),
 }).strict().refine((m) => m.fields !== undefined || m.detectors !== undefined, 'expected `fields`, `detectors` or both');
 
 const rule = z.object({

@@ -17,7 +17,8 @@ export interface MaskTally { [detectorOrField: string]: number }
 /** Applies every plan in turn to one unit of JSON text; `tally` collects what was masked. */
 export function maskJsonUnit(text: string, plans: readonly NamedMaskPlan[], ctx: MaskContext, tally: MaskTally): string {
   let out = text;
-  for (const { plan, onUndecodable, rule } of plans) {
+  for (const named of plans) {
+    const { plan, onUndecodable, rule } = named;
     try {
       const r = maskJson(out, plan, ctx);
       for (const [k, v] of Object.entries(r.counts)) tally[k] = (tally[k] ?? 0) + v;
@@ -26,13 +27,13 @@ export function maskJsonUnit(text: string, plans: readonly NamedMaskPlan[], ctx:
       if (!(err instanceof UndecodableError)) throw err;
       if (onUndecodable === 'fail') throw new MaskingFailure(`rule ${rule}: ${err.message}`);
       if (onUndecodable === 'redact') return REDACTED;
-      out = maskTextUnit(out, [{ plan, onUndecodable, rule }], ctx, tally);
+      out = maskTextUnit(out, [named], ctx, tally);
     }
   }
   return out;
 }
 
-export function maskTextUnit(text: string, plans: readonly NamedMaskPlan[], ctx: MaskContext, tally: MaskTally): string {
+export function maskTextUnit(text: string, plans: readonly Pick<NamedMaskPlan, 'plan'>[], ctx: MaskContext, tally: MaskTally): string {
   let out = text;
   for (const { plan } of plans) {
     const r = maskText(out, plan, ctx);

@@ -25,14 +25,24 @@ export interface NamedMaskPlan {
   readonly rule: string;
   readonly plan: MaskPlan;
   readonly onUndecodable: 'pass' | 'redact' | 'fail';
+  /** Kafka: the plan applies to record keys too. */
+  readonly keys: boolean;
+  /** Kafka: record headers whose values the plan applies to. */
+  readonly headers: readonly string[];
 }
 
-interface MaskRule extends CompiledRule { readonly mask: NamedMaskPlan }
+interface MaskRule extends CompiledRule {
+  readonly mask: NamedMaskPlan;
+  /** The rule's principal conditions alone (subject, group, issuer, unless) and whether it can match Kafka. */
+  readonly mayApplyToKafka: (principal: Principal) => boolean;
+}
 
 export interface PolicyEngine {
   decide(principal: Principal, action: Action): Decision;
   /** Every masking rule that applies, in config order (all of them apply, one after the other). */
   masks(principal: Principal, action: Action): readonly NamedMaskPlan[];
+  /** False when no masking rule can apply to this principal's Kafka traffic: its Fetch responses need no look. */
+  mayMaskKafka(principal: Principal): boolean;
   readonly ruleNames: readonly string[];
 }
 
@@ -114,8 +124,18 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
       const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
       access.push({ name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) });
     } else if (rule.mask !== undefined) {
-      const { onUndecodable, ...spec } = rule.mask;
-      masking.push({ name: rule.name, applies, mask: Object.freeze({ rule: rule.name, plan: compileMaskPlan(spec), onUndecodable }) });
+      const { onUndecodable, keys, headers, ...spec } = rule.mask;
+      const who = all(principalConditions(rule.match));
+      const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
+      const kafkaAction = { kind: 'kafka', api: '', operation: 'consume' } as const;
+      masking.push({
+        name: rule.name,
+        applies,
+        mask: Object.freeze({ rule: rule.name, plan: compileMaskPlan(spec), onUndecodable, keys, headers: [...headers] }),
+        mayApplyToKafka: rule.match.http !== undefined
+          ? () => false
+          : (p) => who(p, kafkaAction) && !(exempt?.(p, kafkaAction) ?? false),
+      });
     }
   }
   return {
@@ -128,6 +148,9 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
       const out: NamedMaskPlan[] = [];
       for (const r of masking) if (r.applies(principal, action)) out.push(r.mask);
       return out;
+    },
+    mayMaskKafka(principal) {
+      return masking.some((r) => r.mayApplyToKafka(principal));
     },
   };
 }

@@ -91,3 +91,17 @@ test('allowing produce or consume on a topic also allows describing it; a deny w
   assert.equal(policy.decide(who('x'), { kind: 'kafka', api: 'InitProducerId', operation: 'produce', transactionalId: 'billing-1' }).rule, 'txn');
   assert.equal(policy.decide(who('x'), { kind: 'kafka', api: 'InitProducerId', operation: 'produce', transactionalId: 'other' }).effect, 'deny');
 });
+
+test('mayMaskKafka: whether any masking rule can touch a principal\'s Kafka traffic, from the principal alone', () => {
+  const policy = policyOf([
+    { name: 'mask-payments', match: { group: 'analysts', kafka: { topic: 'payments' } }, unless: { subject: 'auditor' }, mask: { fields: { '$.card.number': 'keep-last-4' }, keys: true, headers: ['x-email'] } },
+    { name: 'mask-http-only', match: { group: 'support', http: { path: '/api/*' } }, mask: { detectors: ['email'] } },
+  ]);
+  assert.equal(policy.mayMaskKafka(who('ann', 'analysts')), true);
+  assert.equal(policy.mayMaskKafka(who('auditor', 'analysts')), false, 'exempted by unless');
+  assert.equal(policy.mayMaskKafka(who('sam', 'support')), false, 'an HTTP-only rule never masks Kafka');
+  const [plan] = policy.masks(who('ann', 'analysts'), { kind: 'kafka', api: 'Fetch', operation: 'consume', topic: 'payments' });
+  assert.equal(plan?.keys, true);
+  assert.deepEqual(plan?.headers, ['x-email']);
+  assert.equal(configSchema.parse({ rules: [{ name: 'r', mask: { detectors: ['card'], onUndecodable: 'fail-fetch' } }] }).rules[0]!.mask!.onUndecodable, 'fail');
+});
