@@ -131,6 +131,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const kafkaSettings = loadKafkaSettings(config.kafka, {
     authenticate: (token) => identity.authenticateBearer(token),
     decide: (principal, action) => policy.decide(principal, action),
+    masking: {
+      plansFor: (principal, topic) => policy.masks(principal, { kind: 'kafka', api: 'Fetch', operation: 'consume', topic }),
+      mayMask: (principal) => policy.mayMaskKafka(principal),
+      context: maskContext,
+    },
   });
   const networkExtProc = createNetworkExtProcHandler({
     logger,

@@ -44,6 +44,9 @@ import { parseOAuthBearerInitialResponse } from './sasl/oauthbearer.ts';
 import { encodePlain } from './sasl/plain.ts';
 import { ScramClient, type ScramClientOptions } from './sasl/scram.ts';
 import { ResponseSequencer, SequenceError, type PendingRequest, type ResponseTransform } from './sequencer.ts';
+import type { NamedMaskPlan } from '../policy/engine.ts';
+import type { MaskContext } from '../masking/strategies.ts';
+import { maskFetchResponse, type FetchMaskingResult } from './masking/fetch.ts';
 import { summarizeProduceRequest, summarizeRequest, summarizeResponse } from './summary.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
@@ -58,6 +61,15 @@ export interface UpstreamSasl {
   readonly password: string;
   /** SCRAM key derivation, shared by all connections so PBKDF2 runs once per broker salt (`memoizedScramKeys`). */
   readonly deriveKeys?: ScramClientOptions['deriveKeys'];
+}
+
+/** What the policy says about masking a principal's records (src/policy/engine.ts `masks`, `mayMaskKafka`). */
+export interface KafkaMasking {
+  /** The masking rules of `principal` for records of `topic`, in config order. */
+  plansFor(principal: Principal, topic: string): readonly NamedMaskPlan[];
+  /** False when no rule can apply to this principal: its Fetch responses are not even looked at. */
+  mayMask(principal: Principal): boolean;
+  readonly context: MaskContext;
 }
 
 /** Why the connection must be closed: what the audit record and the warning log say. */
@@ -97,6 +109,8 @@ export interface KafkaConnectionOptions {
    */
   readonly peerPrincipal?: Principal;
   readonly routes: BrokerRoutes;
+  /** Masking of Fetch responses; absent: nothing is masked. */
+  readonly masking?: KafkaMasking;
   readonly audit: AuditSink;
   /** Envoy's connection facts (source address, connection id) for audit records. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -175,6 +189,8 @@ export class KafkaConnection {
   #auth: ClientAuth = { kind: 'none' };
   #upstream: UpstreamState;
   #nextInternalCorrelationId = -1;
+  /** Masking plans by topic, for the principal they were made for. */
+  #maskPlans: { readonly principal: Principal; readonly byTopic: Map<string, readonly NamedMaskPlan[]> } | undefined;
   /** An ApiVersions went to the broker before tollgate authenticated there. */
   #upstreamSawApiVersions = false;
   #toBroker: Buffer[] = [];
@@ -495,8 +511,14 @@ export class KafkaConnection {
       return;
     }
     const sentAt = this.#now();
+    const mask = header.apiKey === API_KEY.Fetch ? this.#fetchMasker() : undefined;
     this.#sequencer.forwarded(request, (response) => {
       let out = transform === undefined ? response : transform(response);
+      let masking: FetchMaskingResult | undefined;
+      if (mask !== undefined) {
+        masking = mask(out, header.apiVersion);
+        out = masking.frame;
+      }
       if (carriesBrokerEndpoints(header.apiKey, header.apiVersion)) {
         const rewritten = rewriteBrokerEndpoints(out, header.apiKey, header.apiVersion, this.#options.routes);
         if (rewritten.kind === 'unknown_broker') {
@@ -508,10 +530,32 @@ export class KafkaConnection {
         }
         if (rewritten.kind === 'rewritten') out = rewritten.frame;
       }
-      this.#auditRequest(header, original, decisions, outcome, response, this.#now() - sentAt);
+      this.#auditRequest(header, original, decisions, outcome, response, this.#now() - sentAt, masking);
       this.#options.onFrame?.('response', header.apiKey);
       return out;
     });
+  }
+
+  /**
+   * The masking step for this connection's Fetch responses, or undefined when no rule can apply to the principal.
+   * Plans are looked up once per topic per session (a re-authentication may change the groups: the cache goes with
+   * the principal it was made for).
+   */
+  #fetchMasker(): ((frame: Buffer, apiVersion: number) => FetchMaskingResult) | undefined {
+    const masking = this.#options.masking;
+    const principal = this.principal;
+    if (masking === undefined || principal === undefined || !masking.mayMask(principal)) return undefined;
+    if (this.#maskPlans?.principal !== principal) this.#maskPlans = { principal, byTopic: new Map() };
+    const byTopic = this.#maskPlans.byTopic;
+    const plansFor = (topic: string): readonly NamedMaskPlan[] => {
+      let plans = byTopic.get(topic);
+      if (plans === undefined) {
+        plans = masking.plansFor(principal, topic);
+        byTopic.set(topic, plans);
+      }
+      return plans;
+    };
+    return (frame, apiVersion) => maskFetchResponse(frame, apiVersion, plansFor, masking.context);
   }
 
   #answer(header: RequestHeader, response: Buffer): void {
@@ -790,6 +834,7 @@ export class KafkaConnection {
     outcome: 'forwarded' | 'split' | 'denied',
     response: Buffer | undefined,
     latencyMs: number | undefined,
+    masking?: FetchMaskingResult,
   ): void {
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
@@ -808,6 +853,14 @@ export class KafkaConnection {
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
         ...(decisions.length > 0 && { decisions: decisionDetails(decisions) }),
         ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),
+        ...(masking !== undefined && (masking.maskedRecords > 0 || masking.failedPartitions.length > 0 || masking.droppedPartialBatches > 0) && {
+          masking: {
+            records: masking.maskedRecords,
+            values: masking.tally,
+            ...(masking.failedPartitions.length > 0 && { failedPartitions: masking.failedPartitions }),
+            ...(masking.droppedPartialBatches > 0 && { droppedPartialBatches: masking.droppedPartialBatches }),
+          },
+        }),
       },
     };
     this.#options.audit.write(record);
