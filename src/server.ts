@@ -136,6 +136,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       mayMask: (principal) => policy.mayMaskKafka(principal),
       context: maskContext,
     },
+    inspection: {
+      plansFor: (principal, topic) => policy.rejects(principal, { kind: 'kafka', api: 'Produce', operation: 'produce', topic }),
+      mayInspect: (principal) => policy.mayInspectKafka(principal),
+    },
   });
   const networkExtProc = createNetworkExtProcHandler({
     logger,

@@ -114,6 +114,22 @@ const maskSpec = z.object({
   headers: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka: record headers whose values are masked too (as JSON or text).' }),
 }).strict().refine((m) => m.fields !== undefined || m.detectors !== undefined, 'expected `fields`, `detectors` or both');
 
+const fieldCondition = z.union([
+  z.object({ equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).strict(),
+  z.object({ matches: z.string().refine((r) => { try { new RegExp(r, 'u'); return true; } catch { return false; } }, 'expected a regular expression') }).strict(),
+]).meta({ description: '`{equals: value}` or `{matches: regex}` (a string value, whole or in part).' });
+
+const rejectSpec = z.object({
+  detectors: z.array(z.enum(DETECTOR_NAMES)).optional()
+    .meta({ description: 'A record is refused when a detector finds something in a value (JSON string values, or the text).' }),
+  fields: z.record(z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } }, 'expected a JSON path'), fieldCondition)
+    .optional().meta({ description: 'JSON path → condition; a record whose value matches any of them is refused.' }),
+  headers: z.record(z.string().min(1), fieldCondition).optional()
+    .meta({ description: 'Header name → condition on its (UTF-8) value.' }),
+  maxRecordBytes: z.number().int().positive().optional().meta({ description: 'A record whose key + value + headers exceed this is refused.' }),
+}).strict().refine((r) => r.detectors !== undefined || r.fields !== undefined || r.headers !== undefined || r.maxRecordBytes !== undefined,
+  'expected at least one of detectors, fields, headers, maxRecordBytes');
+
 const rule = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
     .meta({ description: 'Appears in denials, metrics and audit records.' }),
@@ -124,9 +140,11 @@ const rule = z.object({
     .optional().meta({ description: 'The rule does not apply to these principals.' }),
   effect: z.enum(['allow', 'deny']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny.' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
+  reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
 }).strict().superRefine((r, ctx) => {
-  if ((r.effect === undefined) === (r.mask === undefined)) {
-    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule) or `mask` (a masking rule)' });
+  const kinds = [r.effect, r.mask, r.reject].filter((k) => k !== undefined).length;
+  if (kinds !== 1) {
+    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule) or `reject` (a publish inspection rule)' });
   }
 });
 
@@ -221,6 +239,7 @@ export const configSchema = z.object({
 export type Config = z.output<typeof configSchema>;
 export type RuleConfig = Config['rules'][number];
 export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
+export type RejectSpecConfig = NonNullable<RuleConfig['reject']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type KafkaConfig = Config['kafka'];

@@ -47,6 +47,9 @@ import { ResponseSequencer, SequenceError, type PendingRequest, type ResponseTra
 import type { NamedMaskPlan } from '../policy/engine.ts';
 import type { MaskContext } from '../masking/strategies.ts';
 import { maskFetchResponse, type FetchMaskingResult } from './masking/fetch.ts';
+import { addRejections, emptyProduceResponse, inspectProduce, withoutRejected, type Rejection } from './inspect/produce.ts';
+import type { RejectPlan } from '../policy/reject.ts';
+import type { ProduceRequest } from './protocol/generated/index.ts';
 import { summarizeProduceRequest, summarizeRequest, summarizeResponse } from './summary.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
@@ -70,6 +73,13 @@ export interface KafkaMasking {
   /** False when no rule can apply to this principal: its Fetch responses are not even looked at. */
   mayMask(principal: Principal): boolean;
   readonly context: MaskContext;
+}
+
+/** What the policy says about inspecting a principal's publishes (src/policy/engine.ts `rejects`). */
+export interface KafkaInspection {
+  plansFor(principal: Principal, topic: string): readonly RejectPlan[];
+  /** False when no `reject` rule can apply to this principal: its Produce records are not read. */
+  mayInspect(principal: Principal): boolean;
 }
 
 /** Why the connection must be closed: what the audit record and the warning log say. */
@@ -111,6 +121,8 @@ export interface KafkaConnectionOptions {
   readonly routes: BrokerRoutes;
   /** Masking of Fetch responses; absent: nothing is masked. */
   readonly masking?: KafkaMasking;
+  /** Publish inspection of Produce requests; absent: records are not inspected. */
+  readonly inspection?: KafkaInspection;
   readonly audit: AuditSink;
   /** Envoy's connection facts (source address, connection id) for audit records. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -457,7 +469,7 @@ export class KafkaConnection {
           return decision;
         });
         if (allowed !== undefined) {
-          this.#forward(frame, header, undefined, allowed, { frame, produce: view });
+          this.#forwardProduce(frame, header, undefined, allowed, { frame, produce: view }, auth.principal);
           return;
         }
         asked = judged;
@@ -474,10 +486,12 @@ export class KafkaConnection {
     }
     switch (plan.kind) {
       case 'forward':
-        this.#forward(frame, header, plan.filterResponse, plan.decisions, { frame, decoded });
+        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(frame, header, plan.filterResponse, plan.decisions, { frame, decoded }, auth.principal);
+        else this.#forward(frame, header, plan.filterResponse, plan.decisions, { frame, decoded });
         return;
       case 'split':
-        this.#forward(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded });
+        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded }, auth.principal);
+        else this.#forward(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded });
         return;
       case 'answer':
         this.#answer(header, plan.response);
@@ -496,18 +510,51 @@ export class KafkaConnection {
   }
 
   /**
+   * A Produce the policy lets through (`frame`: the client's, or the allowed part of it): the publish inspection
+   * rules then look at its records. Refused partitions are taken out and answered with INVALID_RECORD /
+   * POLICY_VIOLATION; when none is left the request is answered here. acks=0 has no answer to carry the refusal:
+   * the connection is closed, as the broker does for an invalid record without acks.
+   */
+  #forwardProduce(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest, principal: Principal): void {
+    const inspection = this.#options.inspection;
+    if (inspection === undefined || !inspection.mayInspect(principal)) {
+      this.#forward(frame, header, transform, decisions, original);
+      return;
+    }
+    const request = frame === original.frame && original.decoded !== undefined ? original.decoded : decodeRequest(frame);
+    const body = request.body as ProduceRequest;
+    const rejections = inspectProduce(body, (topic) => inspection.plansFor(principal, topic));
+    if (rejections.length === 0) {
+      this.#forward(frame, header, transform, decisions, original);
+      return;
+    }
+    const details = { ...this.#requestDetails(header), rejected: rejections };
+    if (body.acks === 0) {
+      throw new ConnectionClosed({ event: 'kafka.produce.rejected', reason: `acks=0 Produce with refused records: ${rejections[0]!.reason}`, details, principal });
+    }
+    const complete = (response: Buffer) => addRejections(transform === undefined ? response : transform(response), header.apiVersion, rejections);
+    const remaining = withoutRejected(body, rejections);
+    if (remaining.topicData.length === 0) {
+      this.#answer(header, complete(emptyProduceResponse(header.correlationId, header.apiVersion)));
+      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, undefined, rejections);
+      return;
+    }
+    this.#forward(encodeRequest(request.header, remaining), header, complete, decisions, original, rejections);
+  }
+
+  /**
    * Sends `frame` upstream; its response goes through `transform`, then broker addresses are rewritten, then it is
    * audited. Produce with acks=0 has no response: audited at once. `original` is the client's frame when `frame`
    * is a rewritten one (a split): the audit summarises what the client asked.
    */
-  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest = { frame }): void {
+  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest = { frame }, rejections?: readonly Rejection[]): void {
     const request: PendingRequest = { apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId };
     const outcome = original.frame === frame ? 'forwarded' : 'split';
     this.#toBroker.push(frame);
     this.#options.onFrame?.('request', header.apiKey);
     // acks from the client's own frame: `header` describes it, not a re-encoded split (whose header bytes may differ).
     if (header.apiKey === API_KEY.Produce && readProduceAcks(original.frame, header) === 0) {
-      this.#auditRequest(header, original, decisions, outcome, undefined, undefined);
+      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, undefined, rejections);
       return;
     }
     const sentAt = this.#now();
@@ -530,7 +577,7 @@ export class KafkaConnection {
         }
         if (rewritten.kind === 'rewritten') out = rewritten.frame;
       }
-      this.#auditRequest(header, original, decisions, outcome, response, this.#now() - sentAt, masking);
+      this.#auditRequest(header, original, decisions, rejections === undefined ? outcome : 'split', response, this.#now() - sentAt, masking, rejections);
       this.#options.onFrame?.('response', header.apiKey);
       return out;
     });
@@ -835,19 +882,22 @@ export class KafkaConnection {
     response: Buffer | undefined,
     latencyMs: number | undefined,
     masking?: FetchMaskingResult,
+    rejections?: readonly Rejection[],
   ): void {
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
     const decisive = denied ?? decisions[0];
+    const rejected = rejections?.[0];
     const record: AuditRecord = {
       time: new Date(this.#clock()).toISOString(),
       path: 'kafka',
       event: outcome === 'denied' ? 'kafka.request.denied' : outcome === 'split' ? 'kafka.request.partially_denied' : 'kafka.request',
       ...(principal !== undefined && { principal }),
       ...(decisive?.decision.rule != null && { rule: decisive.decision.rule }),
-      ...(denied !== undefined && { reason: denied.decision.reason }),
+      ...(denied !== undefined ? { reason: denied.decision.reason } : rejected !== undefined && { reason: rejected.reason }),
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
       details: {
+        ...(rejections !== undefined && rejections.length > 0 && { rejected: rejections }),
         ...this.#requestDetails(header),
         ...safeSummary(() => (original.produce !== undefined ? summarizeProduceRequest(original.produce) : summarizeRequest(original.frame, original.decoded))),
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),

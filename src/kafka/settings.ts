@@ -11,13 +11,15 @@ import type { Principal } from '../core/principal.ts';
 import { BrokerRoutes } from './routing/index.ts';
 import { memoizedScramKeys } from './sasl/scram.ts';
 import type { KafkaConnectionSettings } from './service.ts';
-import type { KafkaMasking } from './connection.ts';
+import type { KafkaInspection, KafkaMasking } from './connection.ts';
 
 export interface KafkaSettingsInput {
   readonly authenticate: (token: string) => Promise<Principal>;
   readonly decide: (principal: Principal, action: KafkaAction) => Decision;
   /** Masking of consumed records; absent: nothing is masked. */
   readonly masking?: KafkaMasking;
+  /** Publish inspection of produced records; absent: records are not inspected. */
+  readonly inspection?: KafkaInspection;
 }
 
 export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput): KafkaConnectionSettings {
@@ -29,6 +31,7 @@ export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput
     authenticate: input.authenticate,
     decide: input.decide,
     ...(input.masking !== undefined && { masking: input.masking }),
+    ...(input.inspection !== undefined && { inspection: input.inspection }),
     routes: new BrokerRoutes(config.brokers.map(({ nodeId, advertise }) => {
       const at = advertise.lastIndexOf(':');
       return { nodeId, host: advertise.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(advertise.slice(at + 1)) };

@@ -10,6 +10,7 @@ import type { Principal } from '../core/principal.ts';
 import type { RuleConfig } from '../config/schema.ts';
 import { compilePatterns, type Matcher } from './glob.ts';
 import { compileMaskPlan, type MaskPlan } from '../masking/mask.ts';
+import { compileRejectPlan, type RejectPlan } from './reject.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -41,6 +42,10 @@ export interface PolicyEngine {
   decide(principal: Principal, action: Action): Decision;
   /** Every masking rule that applies, in config order (all of them apply, one after the other). */
   masks(principal: Principal, action: Action): readonly NamedMaskPlan[];
+  /** The publish inspection (`reject`) rules that apply, in config order. */
+  rejects(principal: Principal, action: Action): readonly RejectPlan[];
+  /** False when no `reject` rule can apply to this principal's Kafka traffic: its records need no reading. */
+  mayInspectKafka(principal: Principal): boolean;
   /** False when no masking rule can apply to this principal's Kafka traffic: its Fetch responses need no look. */
   mayMaskKafka(principal: Principal): boolean;
   readonly ruleNames: readonly string[];
@@ -115,26 +120,33 @@ function compileCondition(rule: RuleConfig): Condition {
   return exempt ? (p, a) => matches(p, a) && !exempt(p, a) : matches;
 }
 
+/** A rule's principal conditions alone: whether it can apply to any Kafka request of this principal. */
+function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boolean {
+  if (rule.match.http !== undefined) return () => false;
+  const who = all(principalConditions(rule.match));
+  const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
+  const kafkaAction = { kind: 'kafka', api: '', operation: 'consume' } as const;
+  return (p) => who(p, kafkaAction) && !(exempt?.(p, kafkaAction) ?? false);
+}
+
 export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
   const masking: MaskRule[] = [];
+  const inspecting: Array<{ readonly applies: Condition; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
     const applies = compileCondition(rule);
     if (rule.effect !== undefined) {
       const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
       access.push({ name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) });
+    } else if (rule.reject !== undefined) {
+      inspecting.push({ applies, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.mask !== undefined) {
       const { onUndecodable, keys, headers, ...spec } = rule.mask;
-      const who = all(principalConditions(rule.match));
-      const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
-      const kafkaAction = { kind: 'kafka', api: '', operation: 'consume' } as const;
       masking.push({
         name: rule.name,
         applies,
         mask: Object.freeze({ rule: rule.name, plan: compileMaskPlan(spec), onUndecodable, keys, headers: [...headers] }),
-        mayApplyToKafka: rule.match.http !== undefined
-          ? () => false
-          : (p) => who(p, kafkaAction) && !(exempt?.(p, kafkaAction) ?? false),
+        mayApplyToKafka: principalMayMatchKafka(rule),
       });
     }
   }
@@ -148,6 +160,14 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
       const out: NamedMaskPlan[] = [];
       for (const r of masking) if (r.applies(principal, action)) out.push(r.mask);
       return out;
+    },
+    rejects(principal, action) {
+      const out: RejectPlan[] = [];
+      for (const r of inspecting) if (r.applies(principal, action)) out.push(r.plan);
+      return out;
+    },
+    mayInspectKafka(principal) {
+      return inspecting.some((r) => r.mayApplyToKafka(principal));
     },
     mayMaskKafka(principal) {
       return masking.some((r) => r.mayApplyToKafka(principal));

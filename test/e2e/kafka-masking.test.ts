@@ -33,6 +33,16 @@ const MASK_RULES = [
     effect: 'allow',
   },
   {
+    name: 'analysts-produce-analytics',
+    match: { group: 'analysts', kafka: { operation: 'produce', topic: 'analytics*' } },
+    effect: 'allow',
+  },
+  {
+    name: 'no-card-numbers-into-analytics',
+    match: { kafka: { topic: 'analytics*' } },
+    reject: { detectors: ['card'] },
+  },
+  {
     name: 'mask-payments-for-analysts',
     match: { group: 'analysts', kafka: { topic: 'payments*' } },
     mask: { fields: { '$.card.number': 'keep-last-4', '$.customer.email': 'redact' }, detectors: ['card', 'email'], keys: true, headers: ['x-customer-email'] },
@@ -178,3 +188,27 @@ for (const codec of JAVA_CODECS) {
     assert.deepEqual(direct.map((m) => m.value).sort(), records.map((r) => JSON.stringify(r)).sort(), 'the broker holds the original');
   });
 }
+
+test('a card number produced into analytics is refused and never written; clean records in the same session are', async () => {
+  const topic = 'analytics-events';
+  await createTopic(topic);
+  const producer = stack.kafkaClient({ clientId: 'e2e-reject', ...ANALYST, kafkajs: { logLevel: logLevel.NOTHING, retry: { retries: 0 } } }).producer();
+  await producer.connect();
+  try {
+    await assert.rejects(producer.send({ topic, messages: [{ value: JSON.stringify({ event: 'checkout', pay: '4111 1111 1111 1111' }) }] }), (err: Error & { type?: string }) => {
+      // kafkajs speaks Produce v7, which has no record errors: POLICY_VIOLATION (v8+ clients get INVALID_RECORD).
+      assert.equal(err.type, 'POLICY_VIOLATION', `${err.name}: ${err.message}`);
+      return true;
+    });
+    const [ok] = await producer.send({ topic, messages: [{ value: JSON.stringify({ event: 'view' }) }] });
+    assert.equal(ok!.errorCode, 0, 'the same producer still publishes clean records');
+  } finally {
+    await producer.disconnect();
+  }
+  const direct = await consume(stack.directKafka('direct-analytics'), topic, 'direct-analytics', 1);
+  assert.deepEqual(direct.map((m) => m.value), [JSON.stringify({ event: 'view' })], 'only the clean record reached the broker');
+  const [record] = stack.auditRecords().filter((r) => r.details?.['api'] === 'Produce' && r.details?.['rejected'] !== undefined);
+  assert.ok(record, 'the refusal is audited');
+  assert.match(String(record.reason), /no-card-numbers-into-analytics/);
+  assert.doesNotMatch(JSON.stringify(record), /4111/, 'the audit record never holds the card number');
+});

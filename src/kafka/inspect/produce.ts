@@ -1,0 +1,106 @@
+/**
+ * @module kafka/inspect/produce
+ * Publish inspection of a Produce request: every record of every partition whose topic has `reject` rules is
+ * checked (src/kafka/inspect/records.ts); a partition with a refused record is taken out of the request, so nothing
+ * of it is written, and answered with INVALID_RECORD naming the batch and the reason (Produce v8+ carries record
+ * errors and an error message) or POLICY_VIOLATION before v8. Other partitions go to the broker as usual, as the
+ * broker itself treats a partition with an invalid record.
+ */
+import type { RejectPlan } from '../../policy/reject.ts';
+import { KafkaError } from '../protocol/error-codes.ts';
+import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
+import type { ProduceRequest, ProduceResponse, ProduceResponsePartitionProduceResponse } from '../protocol/generated/index.ts';
+import { decodeBatch, splitBatches, RecordError } from '../protocol/records/index.ts';
+import { rejectReason } from './records.ts';
+
+const PRODUCE = 0;
+const RECORD_ERRORS_FROM = 8;
+
+export interface Rejection {
+  readonly topic: string;
+  readonly partition: number;
+  /** The batch of the partition's records that holds the first refused record. */
+  readonly batchIndex: number;
+  readonly reason: string;
+}
+
+/** The partitions of `body` that `plansFor(topic)` refuses, with why. Unreadable record bytes are refused too. */
+export function inspectProduce(body: ProduceRequest, plansFor: (topic: string) => readonly RejectPlan[]): Rejection[] {
+  const rejections: Rejection[] = [];
+  for (const topic of body.topicData) {
+    const plans = plansFor(topic.name);
+    if (plans.length === 0) continue;
+    for (const partition of topic.partitionData) {
+      if (partition.records === null || partition.records.length === 0) continue;
+      const reject = (batchIndex: number, reason: string) => rejections.push({ topic: topic.name, partition: partition.index, batchIndex, reason });
+      try {
+        const { batches, partial } = splitBatches(partition.records);
+        if (partial !== null) {
+          reject(batches.length, 'the records end inside a batch');
+          continue;
+        }
+        let refused = false;
+        for (let b = 0; b < batches.length && !refused; b++) {
+          const batch = decodeBatch(batches[b]!);
+          if (batch.header.isControl) continue;
+          for (const record of batch.records) {
+            const reason = rejectReason(record, plans);
+            if (reason !== undefined) {
+              reject(b, reason);
+              refused = true;
+              break;
+            }
+          }
+        }
+      } catch (error) {
+        if (!(error instanceof RecordError)) throw error;
+        reject(0, `unreadable records: ${error.message}`);
+      }
+    }
+  }
+  return rejections;
+}
+
+const key = (topic: string, partition: number) => `${topic}\0${partition}`;
+
+/** `body` without the rejected partitions (and without topics left with none). */
+export function withoutRejected(body: ProduceRequest, rejections: readonly Rejection[]): ProduceRequest {
+  const out = new Set(rejections.map((r) => key(r.topic, r.partition)));
+  const topicData = body.topicData
+    .map((topic) => ({ ...topic, partitionData: topic.partitionData.filter((p) => !out.has(key(topic.name, p.index))) }))
+    .filter((topic) => topic.partitionData.length > 0);
+  return { ...body, topicData };
+}
+
+function rejectionEntry(rejection: Rejection, version: number): ProduceResponsePartitionProduceResponse {
+  const withRecordErrors = version >= RECORD_ERRORS_FROM;
+  return {
+    index: rejection.partition,
+    errorCode: withRecordErrors ? KafkaError.INVALID_RECORD : KafkaError.POLICY_VIOLATION,
+    baseOffset: -1n,
+    logAppendTimeMs: -1n,
+    logStartOffset: -1n,
+    recordErrors: withRecordErrors ? [{ batchIndex: rejection.batchIndex, batchIndexErrorMessage: rejection.reason }] : [],
+    errorMessage: withRecordErrors ? rejection.reason : null,
+  } as ProduceResponsePartitionProduceResponse;
+}
+
+/** Adds the rejected partitions' errors to a Produce response frame of `version` (topics kept in their order). */
+export function addRejections(responseFrame: Buffer, version: number, rejections: readonly Rejection[]): Buffer {
+  const response = decodeResponse(responseFrame, PRODUCE, version);
+  const body: ProduceResponse = response.body;
+  for (const rejection of rejections) {
+    let topic = body.responses.find((t) => t.name === rejection.topic);
+    if (topic === undefined) {
+      topic = { name: rejection.topic, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', partitionResponses: [] } as unknown as ProduceResponse['responses'][number];
+      body.responses.push(topic);
+    }
+    topic.partitionResponses.push(rejectionEntry(rejection, version));
+  }
+  return encodeResponse(response.header, PRODUCE, version, body);
+}
+
+/** A Produce response with no partition at all, for the correlation id: the base `addRejections` fills. */
+export function emptyProduceResponse(correlationId: number, version: number): Buffer {
+  return encodeResponse({ correlationId, taggedFields: [] }, PRODUCE, version, { responses: [], throttleTimeMs: 0 } as unknown as ProduceResponse);
+}
