@@ -5,8 +5,9 @@
  *
  * - gzip: `node:zlib` (`gzipSync` / `gunzipSync`; several members are read as one stream, as Java's GZIPInputStream does).
  * - zstd: `node:zlib` (`zstdCompressSync` / `zstdDecompressSync`, Node 24).
- * - snappy: npm `snappyjs` for the raw snappy block format — plain JavaScript, no native build and no download at
- *   install (unlike `snappy` / `@napi-rs/snappy`, which load prebuilt binaries). Kafka's Java side writes the
+ * - snappy: npm `snappyjs` compresses raw snappy blocks — plain JavaScript, no native build and no download at
+ *   install (unlike `snappy` / `@napi-rs/snappy`, which load prebuilt binaries). Blocks are decompressed by our own
+ *   bounded decoder (snappyjs's can loop forever on hostile input, see `snappyBlock`). Kafka's Java side writes the
  *   xerial snappy-java *framing* around those blocks: the 8-byte magic `\x82SNAPPY\x00`, int32 version and int32
  *   minimum compatible version (both 1), then chunks of [int32 big-endian length, snappy block]. We write that
  *   framing and read it, and also read a bare snappy block (what some non-Java clients send).
@@ -24,7 +25,7 @@
 import zlib from 'node:zlib';
 import { compressBlock, compressBound } from 'lz4js';
 import { hash as xxh32 } from 'lz4js/xxh32.js';
-import { compress as snappyCompress, uncompress as snappyUncompress } from 'snappyjs';
+import { compress as snappyCompress } from 'snappyjs';
 import { RecordError } from './errors.ts';
 
 export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -103,13 +104,70 @@ function snappyFramedCompress(data: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * One raw snappy block: a varint uncompressed length, then literal and copy elements. Decoded here, with every
+ * length and offset checked, rather than by snappyjs: its decoder reads a 4-byte literal length as a signed number
+ * and then loops forever on some inputs.
+ */
 function snappyBlock(block: Buffer, maxBytes: number, offset: number): Buffer {
-  try {
-    return toBuffer(snappyUncompress(block, maxBytes));
-  } catch (err) {
-    const tooLarge = /too big/.test((err as Error).message);
-    throw new RecordError(tooLarge ? 'decompressed_too_large' : 'compression_invalid', `snappy block at ${offset} does not decompress${tooLarge ? ` within ${maxBytes} bytes` : ''}: ${(err as Error).message}`, { codec: 'snappy', offset, maxBytes }, { cause: err });
+  const invalid = (what: string, at: number): RecordError =>
+    new RecordError('compression_invalid', `snappy block at ${offset}: ${what} at ${offset + at}`, { codec: 'snappy', offset: offset + at });
+  let pos = 0;
+  let length = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (shift > 28 || pos >= block.length) throw invalid('bad uncompressed length', pos);
+    const b = block[pos++]!;
+    length += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) break;
   }
+  if (length > 0xffffffff) throw invalid('bad uncompressed length', 0);
+  if (length > maxBytes) {
+    throw new RecordError('decompressed_too_large', `snappy block at ${offset} decompresses to ${length} bytes, more than ${maxBytes}`, { codec: 'snappy', offset, length, maxBytes });
+  }
+  const out = Buffer.allocUnsafe(length);
+  let outPos = 0;
+  while (pos < block.length) {
+    const tag = block[pos++]!;
+    const type = tag & 0x03;
+    if (type === 0) {
+      let n = (tag >>> 2) + 1;
+      if (n > 60) {
+        const bytes = n - 60;
+        if (block.length - pos < bytes) throw invalid('literal length cut short', pos);
+        n = block.readUIntLE(pos, bytes) + 1;
+        pos += bytes;
+      }
+      if (n > block.length - pos) throw invalid(`literal of ${n} bytes past the block end`, pos);
+      if (n > length - outPos) throw invalid('literal past the uncompressed length', pos);
+      block.copy(out, outPos, pos, pos + n);
+      pos += n;
+      outPos += n;
+      continue;
+    }
+    let n: number;
+    let distance: number;
+    if (type === 1) {
+      if (pos >= block.length) throw invalid('copy cut short', pos);
+      n = ((tag >>> 2) & 0x07) + 4;
+      distance = ((tag >>> 5) << 8) | block[pos++]!;
+    } else {
+      const bytes = type === 2 ? 2 : 4;
+      if (block.length - pos < bytes) throw invalid('copy cut short', pos);
+      n = (tag >>> 2) + 1;
+      distance = block.readUIntLE(pos, bytes);
+      pos += bytes;
+    }
+    if (distance === 0 || distance > outPos) throw invalid(`copy offset ${distance} before the start of the data`, pos);
+    if (n > length - outPos) throw invalid('copy past the uncompressed length', pos);
+    if (distance >= n) {
+      out.copyWithin(outPos, outPos - distance, outPos - distance + n);
+      outPos += n;
+    } else {
+      for (const stop = outPos + n; outPos < stop; outPos++) out[outPos] = out[outPos - distance]!;
+    }
+  }
+  if (outPos !== length) throw invalid(`${outPos} bytes decompressed, the block announced ${length}`, pos);
+  return out;
 }
 
 function snappyFramedDecompress(data: Buffer, maxBytes: number): Buffer {

@@ -52,7 +52,7 @@ function readSet(records: Buffer, out: LegacyMessage[], options: DecodeLegacyOpt
     const remaining = records.length - pos;
     const where = wrapper === null ? 'message set' : `compressed message set of the wrapper at offset ${wrapper.offset}`;
     if (remaining < 12 || records.readInt32BE(pos + 8) > remaining - 12) {
-      if (wrapper === null && (remaining < 12 || records.readInt32BE(pos + 8) >= 14)) return; // trailing partial message
+      if (wrapper === null && (remaining < 12 || records.readInt32BE(pos + 8) >= 14)) break; // trailing partial message
       throw new RecordError('truncated', `${where}: message at ${pos} cut short`, { offset: pos, remaining });
     }
     const size = records.readInt32BE(pos + 8);

@@ -1,8 +1,6 @@
 // Types for the two plain-JavaScript compression packages (neither ships its own); only what compression.ts uses.
 
 declare module 'snappyjs' {
-  /** Raw snappy block → bytes; throws past `maxLength` or on an invalid length preamble. */
-  export function uncompress(compressed: Buffer, maxLength?: number): Buffer;
   export function compress(uncompressed: Buffer): Buffer;
 }
 
