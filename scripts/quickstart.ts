@@ -80,6 +80,19 @@ Try:
     await consumer.run({ eachMessage: async ({ message }) => console.log(String(message.value)) });"
   # (producing to admin.audit-config instead fails with TOPIC_AUTHORIZATION_FAILED)
 
+  # Masking: payments-app publishes a payment; analysts read it with the card cut to its last 4 digits and the
+  # email redacted, payments-admin reads it as published. Analysts may publish to analytics, but not a card number.
+  export PAYMENTS_TOKEN=$(npm run -s tollgate -- token --sub payments-app --groups payments-admin)
+  node --input-type=module -e "
+    import { Kafka } from 'kafkajs';
+    const as = (token) => new Kafka({ brokers: ['${stack.kafkaBootstrap}'], sasl: { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: token }) } });
+    const producer = as(process.env.PAYMENTS_TOKEN).producer(); await producer.connect();
+    await producer.send({ topic: 'payments', messages: [{ value: JSON.stringify({ card: { number: '4111111111111111' }, customer: { name: 'Ada', email: 'ada@example.com' } }) }] });
+    await producer.disconnect();
+    const consumer = as(process.env.TOKEN).consumer({ groupId: 'analytics-payments-try' }); await consumer.connect();
+    await consumer.subscribe({ topic: 'payments', fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => console.log(String(message.value)) });"
+
   # Kafka's console producer as the analyst-app client (client_credentials at the dev issuer's token endpoint)
   java -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${stack.issuer.tokenEndpoint} -cp "${relative(KAFKA_LIBS_DIR)}/*" \\
     org.apache.kafka.tools.ConsoleProducer --bootstrap-server ${stack.kafkaBootstrap} --topic orders \\

@@ -86,7 +86,7 @@ test('a token from `tollgate token` passes Envoy on the HTTP listener; the admin
 test('kafkajs with OAUTHBEARER on 19092: the admin sees every topic; the analyst produces to orders and consumes it in an analytics-* group', async () => {
   const admin = kafkaAs('platform-admin').admin();
   await admin.connect();
-  assert.deepEqual((await admin.listTopics()).filter((t) => !t.startsWith('__')).sort(), ['admin.audit-config', 'orders', 'payments']);
+  assert.deepEqual((await admin.listTopics()).filter((t) => !t.startsWith('__')).sort(), ['admin.audit-config', 'analytics', 'orders', 'payments']);
   await admin.disconnect();
 
   const analyst = kafkaAs('analyst-app');
@@ -109,6 +109,47 @@ test('kafkajs with OAUTHBEARER on 19092: the admin sees every topic; the analyst
   });
   await consumer.disconnect();
   assert.equal(got, value);
+});
+
+test('payments: produced plainly by payments-app, read masked by analysts and plain by payments-admin; analytics refuses card numbers', async () => {
+  const payment = { id: `p-${Date.now()}`, card: { number: '4111111111111111' }, customer: { name: 'Ada Lovelace', email: 'ada@example.com' } };
+  const payments = kafkaAs('payments-app');
+  const producer = payments.producer();
+  await producer.connect();
+  await producer.send({ topic: 'payments', messages: [{ key: payment.id, value: JSON.stringify(payment) }] });
+  await producer.disconnect();
+
+  const readAs = async (client: string, groupId: string): Promise<string> => {
+    const consumer = kafkaAs(client).consumer({ groupId });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'payments', fromBeginning: true });
+    const value = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${client}: payment ${payment.id} not seen within 30 s`)), 30_000);
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.key?.toString() !== payment.id) return;
+          clearTimeout(timer);
+          resolve(message.value!.toString());
+        },
+      }).catch((err: unknown) => { clearTimeout(timer); reject(err as Error); });
+    });
+    await consumer.disconnect();
+    return value;
+  };
+  const masked = JSON.parse(await readAs('analyst-app', `analytics-quickstart-payments-${Date.now()}`)) as typeof payment;
+  assert.equal(masked.card.number, '************1111');
+  assert.equal(masked.customer.email, '[REDACTED]');
+  assert.equal(masked.customer.name, 'Ada Lovelace');
+  assert.equal(await readAs('payments-app', `payments-quickstart-${Date.now()}`), JSON.stringify(payment));
+
+  const analyst = kafkaAs('analyst-app').producer();
+  await analyst.connect();
+  await assert.rejects(analyst.send({ topic: 'analytics', messages: [{ value: JSON.stringify({ event: 'pay', card: '4111 1111 1111 1111' }) }] }), (err: Error & { type?: string }) => {
+    assert.equal(err.type, 'POLICY_VIOLATION', `${err.name}: ${err.message}`);
+    return true;
+  });
+  await analyst.send({ topic: 'analytics', messages: [{ value: JSON.stringify({ event: 'view' }) }] });
+  await analyst.disconnect();
 });
 
 test("Kafka's console producer and consumer (Java, OAUTHBEARER via the issuer's token endpoint) work with the printed client config", async () => {

@@ -21,7 +21,7 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-serve-'));
 test('validate: 0 for the quickstart config, 2 with file, line and path for a bad one, 2 without --config', async () => {
   const ok = await tollgate('validate', '--config', path.join(REPO_ROOT, 'examples', 'quickstart.yaml'), '--no-secrets');
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /quickstart\.yaml: valid \(9 rules, 1 OIDC issuers\)/);
+  assert.match(ok.stdout, /quickstart\.yaml: valid \(13 rules, 1 OIDC issuers\)/);
 
   const dir = tmp();
   const bad = path.join(dir, 'bad.yaml');
