@@ -18,32 +18,32 @@ const PAYMENTS = { sub: 'payments-app', groups: ['payments-admin'] } as const;
 
 const MASK_RULES = [
   {
-    name: 'payments-admin-owns-payments',
+    name: 'e2e-payments-admin-owns-payments',
     match: { group: 'payments-admin', kafka: { operation: ['produce', 'consume'], topic: 'payments*' } },
     effect: 'allow',
   },
   {
-    name: 'payments-admin-consumer-groups',
+    name: 'e2e-payments-admin-consumer-groups',
     match: { group: 'payments-admin', kafka: { operation: 'consume', group: 'payments-*' } },
     effect: 'allow',
   },
   {
-    name: 'analysts-consume-payments-masked',
+    name: 'e2e-analysts-consume-payments-masked',
     match: { group: 'analysts', kafka: { operation: 'consume', topic: 'payments*' } },
     effect: 'allow',
   },
   {
-    name: 'analysts-produce-analytics',
+    name: 'e2e-analysts-produce-analytics',
     match: { group: 'analysts', kafka: { operation: 'produce', topic: 'analytics*' } },
     effect: 'allow',
   },
   {
-    name: 'no-card-numbers-into-analytics',
+    name: 'e2e-no-card-numbers-into-analytics',
     match: { kafka: { topic: 'analytics*' } },
     reject: { detectors: ['card'] },
   },
   {
-    name: 'mask-payments-for-analysts',
+    name: 'e2e-mask-payments-for-analysts',
     match: { group: 'analysts', kafka: { topic: 'payments*' } },
     mask: { fields: { '$.card.number': 'keep-last-4', '$.customer.email': 'redact' }, detectors: ['card', 'email'], keys: true, headers: ['x-customer-email'] },
   },
@@ -231,6 +231,6 @@ test('a card number produced into analytics is refused and never written; clean 
   assert.deepEqual(direct.map((m) => m.value), [JSON.stringify({ event: 'view' })], 'only the clean record reached the broker');
   const [record] = stack.auditRecords().filter((r) => r.details?.['api'] === 'Produce' && r.details?.['rejected'] !== undefined);
   assert.ok(record, 'the refusal is audited');
-  assert.match(String(record.reason), /no-card-numbers-into-analytics/);
+  assert.match(String(record.reason), /e2e-no-card-numbers-into-analytics/);
   assert.doesNotMatch(JSON.stringify(record), /4111/, 'the audit record never holds the card number');
 });
