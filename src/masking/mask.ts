@@ -66,10 +66,45 @@ export class UndecodableError extends Error {
 }
 
 /** Masks a JSON document: field paths first, then detectors over every remaining string value. */
+/**
+ * JSON number literals that are card numbers (13–19 digits, Luhn-valid), turned into strings holding their exact
+ * digits, before `JSON.parse` rounds anything above 2^53 (every 17–19 digit card, many 16 digit ones) into another
+ * number that no detector would recognise. Only literals outside strings; the rest of the text is untouched.
+ */
+function cardLiteralsAsStrings(text: string): string {
+  let out = '';
+  let from = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      continue;
+    }
+    if (c >= 0x30 && c <= 0x39 && (i === 0 || !/[\d.eE+-]/.test(text[i - 1]!))) {
+      let end = i;
+      while (end < text.length && text.charCodeAt(end) >= 0x30 && text.charCodeAt(end) <= 0x39) end++;
+      const next = text[end];
+      const digits = text.slice(i, end);
+      if ((next === undefined || !/[.eE]/.test(next)) && digits.length >= 13 && digits.length <= 19 && luhnValid(digits)) {
+        out += `${text.slice(from, i)}"${digits}"`;
+        from = end;
+      }
+      i = end - 1;
+    }
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
 export function maskJson(text: string, plan: MaskPlan, ctx: MaskContext = {}): MaskResult {
   let doc: Json;
   try {
-    doc = JSON.parse(text) as Json;
+    doc = JSON.parse(plan.detectors.includes('card') ? cardLiteralsAsStrings(text) : text) as Json;
   } catch (err) {
     throw new UndecodableError(`expected a JSON document: ${(err as Error).message}`);
   }

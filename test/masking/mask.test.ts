@@ -72,3 +72,15 @@ test('bad paths and strategies are refused with what was expected', () => {
   assert.throws(() => parseStrategy('keep-last'), /expected a mask strategy/);
   assert.equal(applyStrategy('abcdef', { kind: 'keep-first', count: 2 }, {}), 'ab****');
 });
+
+test('card numbers stored as JSON numbers are found whatever their size (JSON.parse would round those above 2^53)', () => {
+  const plan = compileMaskPlan({ detectors: ['card'] });
+  for (const text of ['{"card":3580994680287239631}', '3580994680287239631', '{"a":[1,4111111111111111,2.5e3]}', '{"card":6011000990139424}']) {
+    const result = maskJson(text, plan);
+    assert.equal(result.changed, true, text);
+    assert.doesNotMatch(result.text, /3580994680287239631|4111111111111111|6011000990139424/, text);
+  }
+  const untouched = '{"id":12345678901234567890,"ratio":4111111111111111.5,"s":"x\\"4111111111111111"}';
+  assert.equal(maskJson('{"id":12345678901234567890}', plan).changed, false, 'a long number that is not Luhn-valid is no card');
+  assert.match(maskJson(untouched, plan).text, /12345678901234567890|1234567890123456/);
+});
