@@ -16,15 +16,19 @@ export interface TollgateBenchConfigOptions {
   readonly admin: string;
   readonly issuer: string;
   readonly audience: string;
-  /** The bench principal's token subject: the only one the rules allow anything. */
-  readonly subject: string;
+  /** The bench principals' token subjects: the only ones the rules allow anything. */
+  readonly subject: string | readonly string[];
   /** Topic globs the principal may produce to and consume from (describe is implied). */
   readonly topics: readonly string[];
   /** Consumer group globs the principal may use. */
   readonly groups: readonly string[];
   /** Broker node id → the Envoy listener advertised for it. */
   readonly brokers: ReadonlyArray<{ readonly nodeId: number; readonly advertise: string }>;
+  /** More rules (masking rules, for instance), after the two allow rules and before the default deny. */
+  readonly extraRules?: readonly unknown[];
 }
+
+const subjects = (s: string | readonly string[]): string | string[] => (typeof s === 'string' ? s : [...s]);
 
 /** tollgate's YAML config for the bench's tollgate case. */
 export function tollgateBenchConfig(o: TollgateBenchConfigOptions): string {
@@ -44,15 +48,16 @@ export function tollgateBenchConfig(o: TollgateBenchConfigOptions): string {
       {
         name: 'bench-produce-consume',
         description: 'the bench principal produces to and consumes from the tollgate case topics',
-        match: { subject: o.subject, kafka: { operation: ['produce', 'consume'], topic: [...o.topics] } },
+        match: { subject: subjects(o.subject), kafka: { operation: ['produce', 'consume'], topic: [...o.topics] } },
         effect: 'allow',
       },
       {
         name: 'bench-consumer-groups',
         description: 'the bench principal uses the tollgate case consumer groups',
-        match: { subject: o.subject, kafka: { operation: 'consume', group: [...o.groups] } },
+        match: { subject: subjects(o.subject), kafka: { operation: 'consume', group: [...o.groups] } },
         effect: 'allow',
       },
+      ...(o.extraRules ?? []),
       // Anything else falls through to the default deny.
     ],
   });
@@ -103,6 +108,13 @@ export interface AuditCounts {
   readonly byApi: ReadonlyMap<string, number>;
   /** The first few denial reasons, for the report. */
   readonly denials: readonly string[];
+  /** Records masked in Fetch responses (the sum of `details.masking.records`). */
+  readonly maskedRecords: number;
+  /** Masked values by detector or field (`details.masking.values`, summed). */
+  readonly maskedValues: ReadonlyMap<string, number>;
+  /** Partitions answered with an error instead of masked data, and partial batches dropped (`details.masking`). */
+  readonly maskingFailedPartitions: number;
+  readonly maskingDroppedPartialBatches: number;
 }
 
 /** Reads tollgate's log (pino JSON lines) and counts the audit records (`channel: "audit"`). */
@@ -110,10 +122,18 @@ export async function countAuditRecords(logFile: string): Promise<AuditCounts> {
   const byEvent = new Map<string, number>();
   const byApi = new Map<string, number>();
   const denials: string[] = [];
+  const maskedValues = new Map<string, number>();
+  let maskedRecords = 0;
+  let maskingFailedPartitions = 0;
+  let maskingDroppedPartialBatches = 0;
   const lines = readline.createInterface({ input: fs.createReadStream(logFile), crlfDelay: Infinity });
   for await (const line of lines) {
     if (!line.includes('"channel":"audit"')) continue;
-    let parsed: { audit?: { event?: string; reason?: string; details?: { api?: string; decisions?: Array<{ operation?: string; effect?: string }> } } };
+    let parsed: { audit?: { event?: string; reason?: string; details?: {
+      api?: string;
+      decisions?: Array<{ operation?: string; effect?: string }>;
+      masking?: { records?: number; values?: Record<string, number>; failedPartitions?: unknown[]; droppedPartialBatches?: number };
+    } } };
     try {
       parsed = JSON.parse(line) as typeof parsed;
     } catch {
@@ -121,6 +141,13 @@ export async function countAuditRecords(logFile: string): Promise<AuditCounts> {
     }
     let event = parsed.audit?.event ?? '(none)';
     const details = parsed.audit?.details;
+    const masking = details?.masking;
+    if (masking !== undefined) {
+      maskedRecords += masking.records ?? 0;
+      for (const [k, v] of Object.entries(masking.values ?? {})) maskedValues.set(k, (maskedValues.get(k) ?? 0) + v);
+      maskingFailedPartitions += masking.failedPartitions?.length ?? 0;
+      maskingDroppedPartialBatches += masking.droppedPartialBatches ?? 0;
+    }
     if (event === 'kafka.request.partially_denied' && details?.api === 'Metadata' &&
       (details.decisions ?? []).every((d) => d.effect !== 'deny' || d.operation === 'admin')) event = AUTO_CREATE_OFF;
     byEvent.set(event, (byEvent.get(event) ?? 0) + 1);
@@ -142,5 +169,9 @@ export async function countAuditRecords(logFile: string): Promise<AuditCounts> {
     byEvent,
     byApi,
     denials,
+    maskedRecords,
+    maskedValues,
+    maskingFailedPartitions,
+    maskingDroppedPartialBatches,
   };
 }
