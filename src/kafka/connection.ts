@@ -679,11 +679,7 @@ export class KafkaConnection {
     this.#auth = auth.kind === 'authenticated' ? { ...auth, reauth: 'verifying' } : { kind: 'verifying' };
     this.#options.authenticate(token).then(
       (principal) => this.#completeAsync(() => this.#onTokenVerified(header, fill, principal, reauth)),
-      (error: unknown) => this.#completeAsync(() => {
-        const message = error instanceof Error ? error.message : String(error);
-        this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
-        throw this.#authenticationFailure(header, message);
-      }),
+      (error: unknown) => this.#completeAsync(() => this.#failAuthentication(header, error instanceof Error ? error.message : String(error), fill)),
     );
   }
 
@@ -691,18 +687,12 @@ export class KafkaConnection {
     const previous = this.#auth.kind === 'authenticated' ? this.#auth.principal : undefined;
     const now = this.#clock();
     if (reauth && previous !== undefined && (previous.subject !== principal.subject || previous.issuer !== principal.issuer)) {
-      const message = `re-authentication must keep the principal: ${previous.subject} cannot become ${principal.subject}`;
-      this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
-      throw this.#authenticationFailure(header, message);
+      this.#failAuthentication(header, `re-authentication must keep the principal: ${previous.subject} cannot become ${principal.subject}`, fill);
     }
     const tokenEnd = principal.expiresAt === undefined ? Number.POSITIVE_INFINITY : principal.expiresAt * 1000;
     const sessionEnd = Math.min(tokenEnd, now + this.#options.maxSessionLifetimeMs);
     const lifetime = Math.floor(sessionEnd - now);
-    if (lifetime <= 0) {
-      const message = 'the token has expired';
-      this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0));
-      throw this.#authenticationFailure(header, message);
-    }
+    if (lifetime <= 0) this.#failAuthentication(header, 'the token has expired', fill);
     this.#auth = { kind: 'authenticated', principal, sessionEnd, reauth: 'idle' };
     // v0 has no session lifetime: such a client cannot re-authenticate, and its connection ends with the session.
     this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.NONE, null, lifetime));
@@ -717,15 +707,12 @@ export class KafkaConnection {
     this.#options.logger.debug({ subject: principal.subject, sessionLifetimeMs: lifetime, reauth }, 'kafka client authenticated');
   }
 
+  /** SASL_AUTHENTICATION_FAILED with the reason (at once, or into the reserved slot `fill`), then close. */
   #failAuthentication(header: RequestHeader, message: string, fill: ((response: Buffer) => Buffer[]) | undefined): never {
     const response = this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0);
     if (fill === undefined) this.#answer(header, response);
     else this.#fill(fill, header, response);
-    throw this.#authenticationFailure(header, message);
-  }
-
-  #authenticationFailure(header: RequestHeader, message: string): ConnectionClosed {
-    return new ConnectionClosed({
+    throw new ConnectionClosed({
       event: 'kafka.sasl.authentication_failed',
       reason: `SASL OAUTHBEARER authentication failed: ${message}`,
       details: { mechanism: OAUTHBEARER, clientId: header.clientId },
