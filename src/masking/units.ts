@@ -3,8 +3,7 @@
  * Every masking rule that applies, in turn, to one unit of payload (a JSON document, a line, an event, a Kafka
  * record value): the building block the HTTP and Kafka paths share.
  */
-import type { NamedMaskPlan } from '../policy/engine.ts';
-import { maskJson, maskText, UndecodableError } from './mask.ts';
+import { maskJson, maskText, UndecodableError, type MaskPlan } from './mask.ts';
 import type { MaskContext } from './strategies.ts';
 import { REDACTED } from './strategies.ts';
 
@@ -14,8 +13,15 @@ export class MaskingFailure extends Error {
 
 export interface MaskTally { [detectorOrField: string]: number }
 
+/** A plan with the name of its rule and what to do with a payload that should be JSON and is not. */
+export interface RuleMaskPlan {
+  readonly rule: string;
+  readonly plan: MaskPlan;
+  readonly onUndecodable: 'pass' | 'redact' | 'fail';
+}
+
 /** Applies every plan in turn to one unit of JSON text; `tally` collects what was masked. */
-export function maskJsonUnit(text: string, plans: readonly NamedMaskPlan[], ctx: MaskContext, tally: MaskTally): string {
+export function maskJsonUnit(text: string, plans: readonly RuleMaskPlan[], ctx: MaskContext, tally: MaskTally): string {
   let out = text;
   for (const named of plans) {
     const { plan, onUndecodable, rule } = named;
@@ -33,7 +39,7 @@ export function maskJsonUnit(text: string, plans: readonly NamedMaskPlan[], ctx:
   return out;
 }
 
-export function maskTextUnit(text: string, plans: readonly Pick<NamedMaskPlan, 'plan'>[], ctx: MaskContext, tally: MaskTally): string {
+export function maskTextUnit(text: string, plans: readonly Pick<RuleMaskPlan, 'plan'>[], ctx: MaskContext, tally: MaskTally): string {
   let out = text;
   for (const { plan } of plans) {
     const r = maskText(out, plan, ctx);

@@ -9,7 +9,8 @@ import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { RuleConfig } from '../config/schema.ts';
 import { compilePatterns, type Matcher } from './glob.ts';
-import { compileMaskPlan, type MaskPlan } from '../masking/mask.ts';
+import { compileMaskPlan } from '../masking/mask.ts';
+import type { RuleMaskPlan } from '../masking/units.ts';
 import { compileRejectPlan, type RejectPlan } from './reject.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
@@ -22,10 +23,7 @@ interface CompiledRule {
 interface AccessRule extends CompiledRule { readonly decision: Decision }
 
 /** A masking rule's plan, named so masked responses and metrics can say which rules applied. */
-export interface NamedMaskPlan {
-  readonly rule: string;
-  readonly plan: MaskPlan;
-  readonly onUndecodable: 'pass' | 'redact' | 'fail';
+export interface NamedMaskPlan extends RuleMaskPlan {
   /** Kafka: the plan applies to record keys too. */
   readonly keys: boolean;
   /** Kafka: record headers whose values the plan applies to. */

@@ -1,17 +1,16 @@
 /**
  * @module kafka/inspect/produce
  * Publish inspection of a Produce request: every record of every partition whose topic has `reject` rules is
- * checked (src/kafka/inspect/records.ts); a partition with a refused record is taken out of the request, so nothing
+ * checked (src/policy/reject.ts); a partition with a refused record is taken out of the request, so nothing
  * of it is written, and answered with INVALID_RECORD naming the batch and the reason (Produce v8+ carries record
  * errors and an error message) or POLICY_VIOLATION before v8. Other partitions go to the broker as usual, as the
  * broker itself treats a partition with an invalid record.
  */
-import type { RejectPlan } from '../../policy/reject.ts';
+import { rejectReason, type RejectPlan } from '../../policy/reject.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
 import type { ProduceRequest, ProduceResponse, ProduceResponsePartitionProduceResponse } from '../protocol/generated/index.ts';
 import { decodeBatch, splitBatches, RecordError } from '../protocol/records/index.ts';
-import { rejectReason } from './records.ts';
 
 const PRODUCE = 0;
 const RECORD_ERRORS_FROM = 8;
