@@ -7,12 +7,14 @@
  * broker itself treats a partition with an invalid record.
  */
 import { rejectReason, type RejectPlan } from '../../policy/reject.ts';
+import { API_KEY } from '../protocol/api-keys.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
+import { ProduceResponseSchema } from '../protocol/generated/index.ts';
 import type { ProduceRequest, ProduceResponse, ProduceResponsePartitionProduceResponse } from '../protocol/generated/index.ts';
+import { blank } from '../authorize/plan.ts';
 import { decodeBatch, splitBatches, RecordError } from '../protocol/records/index.ts';
 
-const PRODUCE = 0;
 const RECORD_ERRORS_FROM = 8;
 
 export interface Rejection {
@@ -74,6 +76,7 @@ export function withoutRejected(body: ProduceRequest, rejections: readonly Rejec
 function rejectionEntry(rejection: Rejection, version: number): ProduceResponsePartitionProduceResponse {
   const withRecordErrors = version >= RECORD_ERRORS_FROM;
   return {
+    ...blank<ProduceResponsePartitionProduceResponse>(ProduceResponseSchema, 'responses.partitionResponses'),
     index: rejection.partition,
     errorCode: withRecordErrors ? KafkaError.INVALID_RECORD : KafkaError.POLICY_VIOLATION,
     baseOffset: -1n,
@@ -81,25 +84,25 @@ function rejectionEntry(rejection: Rejection, version: number): ProduceResponseP
     logStartOffset: -1n,
     recordErrors: withRecordErrors ? [{ batchIndex: rejection.batchIndex, batchIndexErrorMessage: rejection.reason }] : [],
     errorMessage: withRecordErrors ? rejection.reason : null,
-  } as ProduceResponsePartitionProduceResponse;
+  };
 }
 
 /** Adds the rejected partitions' errors to a Produce response frame of `version` (topics kept in their order). */
 export function addRejections(responseFrame: Buffer, version: number, rejections: readonly Rejection[]): Buffer {
-  const response = decodeResponse(responseFrame, PRODUCE, version);
+  const response = decodeResponse(responseFrame, API_KEY.Produce, version);
   const body: ProduceResponse = response.body;
   for (const rejection of rejections) {
     let topic = body.responses.find((t) => t.name === rejection.topic);
     if (topic === undefined) {
-      topic = { name: rejection.topic, topicId: 'AAAAAAAAAAAAAAAAAAAAAA', partitionResponses: [] } as unknown as ProduceResponse['responses'][number];
+      topic = { ...blank<ProduceResponse['responses'][number]>(ProduceResponseSchema, 'responses'), name: rejection.topic };
       body.responses.push(topic);
     }
     topic.partitionResponses.push(rejectionEntry(rejection, version));
   }
-  return encodeResponse(response.header, PRODUCE, version, body);
+  return encodeResponse(response.header, API_KEY.Produce, version, body);
 }
 
 /** A Produce response with no partition at all, for the correlation id: the base `addRejections` fills. */
 export function emptyProduceResponse(correlationId: number, version: number): Buffer {
-  return encodeResponse({ correlationId, taggedFields: [] }, PRODUCE, version, { responses: [], throttleTimeMs: 0 } as unknown as ProduceResponse);
+  return encodeResponse({ correlationId, taggedFields: [] }, API_KEY.Produce, version, blank<ProduceResponse>(ProduceResponseSchema));
 }

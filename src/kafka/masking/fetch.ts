@@ -18,11 +18,11 @@ import type { NamedMaskPlan } from '../../policy/engine.ts';
 import type { MaskContext } from '../../masking/strategies.ts';
 import { REDACTED } from '../../masking/strategies.ts';
 import { MaskingFailure, maskJsonUnit, type MaskTally } from '../../masking/units.ts';
+import { API_KEY } from '../protocol/api-keys.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
 import { decodeBatch, encodeBatch, readBatchHeader, splitBatches, type KafkaRecord, type RecordHeader } from '../protocol/records/index.ts';
 
-const FETCH = 1;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8');
 
@@ -94,7 +94,7 @@ export function maskFetchResponse(
   plansFor: (topic: string) => readonly NamedMaskPlan[],
   ctx: MaskContext,
 ): FetchMaskingResult {
-  const response = decodeResponse(frame, FETCH, apiVersion);
+  const response = decodeResponse(frame, API_KEY.Fetch, apiVersion);
   const tally: MaskTally = {};
   const failedPartitions: Array<{ topic: string; partition: number; reason: string }> = [];
   let maskedRecords = 0;
@@ -154,7 +154,7 @@ export function maskFetchResponse(
     }
   }
   return {
-    frame: changed ? encodeResponse(response.header, FETCH, apiVersion, response.body) : frame,
+    frame: changed ? encodeResponse(response.header, API_KEY.Fetch, apiVersion, response.body) : frame,
     maskedRecords,
     failedPartitions,
     droppedPartialBatches,
