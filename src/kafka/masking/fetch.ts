@@ -57,22 +57,35 @@ export function maskPayload(payload: Buffer, plans: readonly NamedMaskPlan[], ct
   return masked === text ? payload : Buffer.from(masked, 'utf8');
 }
 
+/** A topic's plans sorted once by what they apply to, so no record pays for the sorting. */
+interface TopicPlans {
+  readonly values: readonly NamedMaskPlan[];
+  readonly keys: readonly NamedMaskPlan[];
+  /** Header name → its plans. */
+  readonly headers: ReadonlyMap<string, readonly NamedMaskPlan[]>;
+}
+
 /**
  * Keys and header values are often plain strings (an id, an address): for them a rule's `onUndecodable` does not
  * apply and what is not JSON is read as text, detectors and all.
  */
 const asText = (plans: readonly NamedMaskPlan[]): NamedMaskPlan[] => plans.map((p) => (p.onUndecodable === 'pass' ? p : { ...p, onUndecodable: 'pass' }));
 
-function maskRecord(record: KafkaRecord, plans: readonly NamedMaskPlan[], ctx: MaskContext, tally: MaskTally): KafkaRecord {
-  const value = record.value === null ? null : maskPayload(record.value, plans, ctx, tally);
-  const keyPlans = asText(plans.filter((p) => p.keys));
-  const key = record.key === null || keyPlans.length === 0 ? record.key : maskPayload(record.key, keyPlans, ctx, tally);
+function topicPlans(plans: readonly NamedMaskPlan[]): TopicPlans {
+  const headers = new Map<string, readonly NamedMaskPlan[]>();
+  for (const name of new Set(plans.flatMap((p) => p.headers))) headers.set(name, asText(plans.filter((p) => p.headers.includes(name))));
+  return { values: plans, keys: asText(plans.filter((p) => p.keys)), headers };
+}
+
+function maskRecord(record: KafkaRecord, plans: TopicPlans, ctx: MaskContext, tally: MaskTally): KafkaRecord {
+  const value = record.value === null ? null : maskPayload(record.value, plans.values, ctx, tally);
+  const key = record.key === null || plans.keys.length === 0 ? record.key : maskPayload(record.key, plans.keys, ctx, tally);
   let headers: readonly RecordHeader[] = record.headers;
-  if (record.headers.length > 0 && plans.some((p) => p.headers.length > 0)) {
+  if (record.headers.length > 0 && plans.headers.size > 0) {
     let headersChanged = false;
     const next = record.headers.map((header) => {
-      const headerPlans = asText(plans.filter((p) => p.headers.includes(header.key)));
-      if (header.value === null || headerPlans.length === 0) return header;
+      const headerPlans = plans.headers.get(header.key);
+      if (header.value === null || headerPlans === undefined) return header;
       const maskedValue = maskPayload(header.value, headerPlans, ctx, tally);
       if (maskedValue === header.value) return header;
       headersChanged = true;
@@ -101,8 +114,9 @@ export function maskFetchResponse(
   let droppedPartialBatches = 0;
   let changed = false;
   for (const topic of response.body.responses) {
-    const plans = plansFor(topic.topic);
-    if (plans.length === 0) continue;
+    const rules = plansFor(topic.topic);
+    if (rules.length === 0) continue;
+    const plans = topicPlans(rules);
     for (const partition of topic.partitions) {
       const records = partition.records;
       if (records === null || records.length === 0) continue;
