@@ -241,10 +241,6 @@ export class KafkaConnection {
     return this.#held.length;
   }
 
-  get closed(): CloseReason | undefined {
-    return this.#closed;
-  }
-
   /** Bytes from the client (Envoy `read_data`). */
   onClientData(chunk: Buffer): ConnectionOutput {
     return this.#run(() => {
