@@ -6,6 +6,8 @@
  * - the broker grants tollgate's own upstream session only 5 s (`connections.max.reauth.ms`); tollgate
  *   re-authenticates upstream with its gateway credential, invisibly to the client, so the broker never closes the
  *   connection under it.
+ * tollgate's broker credential here is SASL PLAIN (the other stacks use SCRAM-SHA-512), so both mechanisms run
+ * against the real broker.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +27,9 @@ before(async () => {
     editConfig: (config) => {
       const kafka = (config['kafka'] ??= {}) as Record<string, unknown>;
       kafka['clientAuthentication'] = { maxSessionLifetime: `${CLIENT_SESSION_MS}ms` };
+      const upstream = kafka['upstream'] as { sasl: { mechanism: string } };
+      assert.equal(upstream.sasl.mechanism, 'SCRAM-SHA-512', 'the stack configures SCRAM; this file switches to PLAIN');
+      upstream.sasl.mechanism = 'PLAIN';
     },
     kafkaServerProperties: { 'connections.max.reauth.ms': BROKER_SESSION_MS },
   });
@@ -95,7 +100,7 @@ test('a client that does not re-authenticate is closed at its first request afte
   assert.equal(record.principal?.subject, ANALYST.sub);
 });
 
-test('tollgate re-authenticates to the broker when the broker\'s session for its credential runs out', async () => {
+test('tollgate re-authenticates to the broker (SASL PLAIN) when the broker\'s session for its credential runs out', async () => {
   const socket = await connectTo(stack.kafkaBootstrap);
   const reader = frameReader(socket);
   await authenticate(socket, reader, await stack.mintToken(ANALYST.sub, ANALYST.groups, 3600));
