@@ -69,6 +69,8 @@ const upstreamCredential = z.object({
   header: z.string().min(1).default('authorization').meta({ description: 'Header set on the upstream request.' }),
   prefix: z.string().default('Bearer ').meta({ description: 'Written before the secret, e.g. "Bearer ".' }),
   secret: secretSource,
+  impersonate: z.boolean().default(false)
+    .meta({ description: 'Kubernetes API servers: also send `Impersonate-User` (the caller\'s subject) and one `Impersonate-Group` per group, so the API server\'s own RBAC and audit log see the real caller while it authenticates tollgate\'s credential (which needs the `impersonate` verb on users and groups). A caller\'s own Impersonate-* headers are then refused.' }),
 }).strict();
 
 const principalMatch = {
@@ -78,7 +80,14 @@ const principalMatch = {
 };
 
 export const KAFKA_OPERATIONS = ['produce', 'consume', 'describe', 'admin'] as const;
+export const KUBE_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'impersonate'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+
+const fieldCondition = z.union([
+  z.object({ equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).strict(),
+  z.object({ exists: z.literal(true) }).strict(),
+  z.object({ matches: z.string().refine((r) => { try { new RegExp(r, 'u'); return true; } catch { return false; } }, 'expected a regular expression') }).strict(),
+]).meta({ description: '`{equals: value}`, `{matches: regex}` (a string value, whole or in part) or `{exists: true}` (the path is present, whatever its value).' });
 
 const ruleMatch = z.object({
   ...principalMatch,
@@ -95,6 +104,22 @@ const ruleMatch = z.object({
     group: patterns.optional().meta({ description: 'Consumer group id.' }),
     transactionalId: patterns.optional().meta({ description: 'Transactional id of a transactional producer.' }),
   }).strict().optional().meta({ description: 'Matches Kafka requests only. A condition on a field the request lacks (e.g. `topic` for a group API) does not match.' }),
+  kubernetes: z.object({
+    verb: z.union([z.enum(KUBE_VERBS), z.array(z.enum(KUBE_VERBS)).min(1)]).optional()
+      .meta({ description: 'Verbs as the API server\'s authorizer sees them (GET of a collection is list, `?watch=1` is watch, DELETE of a collection is deletecollection).' }),
+    apiGroup: z.union([z.string(), z.array(z.string()).min(1)]).optional()
+      .meta({ description: 'API groups, exact or globs; "" is the core group (/api/v1).' }),
+    resource: patterns.optional()
+      .meta({ description: 'Resource, or `resource/subresource` for a subresource (`pods/exec`, `pods/log`, `deployments/scale`); `pods` alone does not match pods/exec, `pods/*` matches every subresource of pods.' }),
+    namespace: patterns.optional().meta({ description: 'Namespace; a cluster-scoped or all-namespaces request has none and does not match.' }),
+    scope: z.enum(['cluster', 'namespaced']).optional()
+      .meta({ description: '`cluster`: requests not limited to one namespace (cluster-scoped resources, and lists/watches across all namespaces); `namespaced`: requests within one namespace.' }),
+    name: patterns.optional().meta({ description: 'Object name (also from a `metadata.name=` field selector).' }),
+    path: patterns.optional().meta({ description: 'Non-resource URL path (/healthz, /version, /openapi/*); resource requests do not match.' }),
+    dryRun: z.boolean().optional().meta({ description: 'Matches only dry-run requests (true) or only real ones (false).' }),
+  }).strict().optional().meta({ description: 'Matches requests to a Kubernetes API server (hosts in `http.kubernetes.hosts`). Conditions use the attributes the API server derives from the URL.' }),
+  body: z.record(z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } }, 'expected a JSON path'), fieldCondition)
+    .optional().meta({ description: 'HTTP deny rules only: JSON path → condition on the request body (JSON, or YAML for server-side apply; a JSON Patch is read as the values it sets). The rule matches when any condition holds, e.g. `"$..securityContext.privileged": {equals: true}` or `"$..hostPath": {exists: true}`. The body is read by ext_proc (Envoy buffers it, bounded by its buffer limit); a body that cannot be read is denied when such a rule could apply.' }),
 }).strict();
 
 const strategy = z.string().refine((s) => { try { parseStrategy(s); return true; } catch { return false; } },
@@ -114,10 +139,6 @@ const maskSpec = z.object({
   headers: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka: record headers whose values are masked too (as JSON or text).' }),
 }).strict().refine((m) => m.fields !== undefined || m.detectors !== undefined, 'expected `fields`, `detectors` or both');
 
-const fieldCondition = z.union([
-  z.object({ equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).strict(),
-  z.object({ matches: z.string().refine((r) => { try { new RegExp(r, 'u'); return true; } catch { return false; } }, 'expected a regular expression') }).strict(),
-]).meta({ description: '`{equals: value}` or `{matches: regex}` (a string value, whole or in part).' });
 
 const rejectSpec = z.object({
   detectors: z.array(z.enum(DETECTOR_NAMES)).optional()
@@ -141,10 +162,21 @@ const rule = z.object({
   effect: z.enum(['allow', 'deny']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny.' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
   reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
+  shadow: z.boolean().default(false)
+    .meta({ description: 'Shadow mode: the rule is evaluated and its would-be outcome audited (`shadow` in the audit record), but it does not act: an access rule does not decide (the next rule does), a masking rule does not mask, a reject rule does not refuse. For tuning a rule on live traffic before enforcing it.' }),
 }).strict().superRefine((r, ctx) => {
   const kinds = [r.effect, r.mask, r.reject].filter((k) => k !== undefined).length;
   if (kinds !== 1) {
     ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule) or `reject` (a publish inspection rule)' });
+  }
+  if (r.match.body !== undefined && r.effect !== 'deny') {
+    ctx.addIssue({ code: 'custom', path: ['match', 'body'], message: 'expected `body` conditions only on a rule with `effect: deny` (a body can only add a reason to refuse)' });
+  }
+  if (r.match.body !== undefined && r.match.kafka !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['match', 'body'], message: 'expected `body` conditions on HTTP/Kubernetes rules only; Kafka records are inspected by `reject` rules' });
+  }
+  if (r.match.kubernetes !== undefined && r.match.kafka !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['match', 'kubernetes'], message: 'expected `kubernetes` or `kafka`, not both: a request is one or the other' });
   }
 });
 
@@ -193,6 +225,9 @@ export const configSchema = z.object({
   http: z.object({
     upstreamCredentials: z.array(upstreamCredential).default([])
       .meta({ description: 'On allow, the first matching entry replaces the caller credential with one tollgate holds.' }),
+    kubernetes: z.object({
+      hosts: patterns.meta({ description: 'Request authorities (`:authority`, port included when the client sent one) that are Kubernetes API servers, e.g. `kube.example.com` or `127.0.0.1:16443`.' }),
+    }).strict().optional().meta({ description: 'Requests to these hosts are read as Kubernetes API requests: `match.kubernetes` rules apply, denials are Kubernetes `Status` objects, and responses a masking rule applies to are negotiated as JSON (protobuf and server-side Table requests are asked as JSON instead).' }),
   }).strict().prefault({}),
   kafka: z.object({
     maxFrameBytes: z.number().int().positive().max(2 ** 31 - 1).default(100 * 1024 * 1024)

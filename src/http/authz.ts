@@ -12,6 +12,9 @@
 import type { Logger } from 'pino';
 import type { HttpAction } from '../core/action.ts';
 import type { Decision } from '../core/decision.ts';
+import type { AuditPath } from '../audit/record.ts';
+import { impersonationActions, type HttpClassifier } from './action.ts';
+import { forbidden, kubeStatus } from './kube-status.ts';
 import type { Principal } from '../core/principal.ts';
 import type { AuditSink } from '../audit/record.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
@@ -32,7 +35,7 @@ export interface CheckRequestLike {
   } | null;
 }
 
-export interface HeaderOption { header: { key: string; value: string }; append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }
+export interface HeaderOption { header: { key: string; value: string }; append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' | 'APPEND_IF_EXISTS_OR_ADD' }
 interface StructValue { stringValue?: string; numberValue?: number; listValue?: { values: StructValue[] } }
 
 export interface CheckResponseLike {
@@ -60,6 +63,8 @@ export interface AuthzDeps {
   readonly hooks?: AuthzHooks;
   /** mTLS peers of network checks; absent (or returning undefined): every network check is denied. */
   readonly mtls?: () => MtlsIdentities | undefined;
+  /** Turns a request into the action policy sees (Kubernetes attributes for API-server hosts); default: plain HTTP. */
+  readonly classify?: () => HttpClassifier;
 }
 
 // gRPC status codes Envoy reads in CheckResponse.status: OK lets the request through, anything else denies.
@@ -72,6 +77,8 @@ export const GROUPS_HEADER = 'x-tollgate-groups';
 const IDENTITY_HEADER_PREFIX = 'x-tollgate-';
 
 const set = (key: string, value: string): HeaderOption => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+const append = (key: string, value: string): HeaderOption => ({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' });
+const IMPERSONATION_HEADER_PREFIX = 'impersonate-';
 
 function jsonDenial(grpcCode: number, httpStatus: number, body: object, extraHeaders: HeaderOption[] = []): CheckResponseLike {
   return {
@@ -84,16 +91,29 @@ function jsonDenial(grpcCode: number, httpStatus: number, body: object, extraHea
   };
 }
 
-export function actionFromCheck(req: CheckRequestLike): HttpAction {
+const plainHttp: HttpClassifier = (method, host, pathWithQuery) => {
+  const q = pathWithQuery.indexOf('?');
+  return { kind: 'http', method: method.toUpperCase(), host, path: q === -1 ? pathWithQuery : pathWithQuery.slice(0, q) };
+};
+
+export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier = plainHttp): HttpAction {
   const http = req.attributes?.request?.http;
-  const rawPath = http?.path ?? http?.headers?.[':path'] ?? '/';
-  const q = rawPath.indexOf('?');
-  return {
-    kind: 'http',
-    method: (http?.method ?? http?.headers?.[':method'] ?? 'GET').toUpperCase(),
-    host: http?.host ?? http?.headers?.[':authority'] ?? '',
-    path: q === -1 ? rawPath : rawPath.slice(0, q),
-  };
+  const headers = http?.headers ?? {};
+  return classify(http?.method ?? headers[':method'] ?? 'GET', http?.host ?? headers[':authority'] ?? '', http?.path ?? headers[':path'] ?? '/', headers);
+}
+
+/** A denial in the caller's protocol: a Kubernetes Status for API-server requests, tollgate's JSON otherwise. */
+function forbiddenResponse(action: HttpAction, principal: Principal, reason: string, rule: string | null): CheckResponseLike {
+  if (action.kubernetes !== undefined) {
+    return jsonDenial(GRPC_PERMISSION_DENIED, 403, forbidden(action.kubernetes, principal.subject, rule === null ? reason : `${reason} (tollgate rule ${rule})`));
+  }
+  return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason, rule });
+}
+
+function auditDetails(action: HttpAction): Record<string, unknown> {
+  const details: Record<string, unknown> = { method: action.method, host: action.host, path: action.path };
+  if (action.kubernetes !== undefined) details['kubernetes'] = action.kubernetes;
+  return details;
 }
 
 function sourceOf(req: CheckRequestLike): Record<string, string | number> {
@@ -166,11 +186,12 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     if (req.attributes?.request?.http == null) return checkConnection(req, deps, elapsed);
-    const action = actionFromCheck(req);
+    const action = actionFromCheck(req, deps.classify?.());
     const headers = req.attributes?.request?.http?.headers ?? {};
     const connection = sourceOf(req);
-    const base = { time: new Date().toISOString(), path: 'http' as const, connection };
-    const details = { method: action.method, host: action.host, path: action.path };
+    const path: AuditPath = action.kubernetes !== undefined ? 'kubernetes' : 'http';
+    const base = { time: new Date().toISOString(), path, connection };
+    const details = auditDetails(action);
 
     let principal: Principal;
     try {
@@ -179,23 +200,51 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
       const failure = err as Partial<AuthenticationFailure>;
       const code = failure.code ?? 'authentication_failed';
       const reason = failure.message ?? 'authentication failed';
-      audit.write({ ...base, event: 'http.authz.unauthenticated', reason, details: { ...details, code } });
+      audit.write({ ...base, event: `${path}.authz.unauthenticated`, reason, details: { ...details, code } });
       hooks?.onDecision?.('unauthenticated', null, elapsed());
       logger.debug({ ...details, code }, 'ext_authz: unauthenticated');
       const challenge = code === 'token_missing' ? 'Bearer realm="tollgate"'
         : `Bearer realm="tollgate", error="invalid_token", error_description="${reason.replace(/["\\]/g, "'")}"`;
-      return jsonDenial(GRPC_UNAUTHENTICATED, 401, { error: 'unauthenticated', reason, rule: null }, [set('www-authenticate', challenge)]);
+      const body = action.kubernetes !== undefined ? kubeStatus(401, 'Unauthorized', `Unauthorized: ${reason}`) : { error: 'unauthenticated', reason, rule: null };
+      return jsonDenial(GRPC_UNAUTHENTICATED, 401, body, [set('www-authenticate', challenge)]);
     }
 
-    const decision: Decision = deps.policy().decide(principal, action);
-    audit.write({ ...base, event: `http.authz.${decision.effect}`, principal, rule: decision.rule ?? 'default', reason: decision.reason, details });
+    const policy = deps.policy();
+    let decision: Decision = policy.decide(principal, action);
+    const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
+    const callerImpersonates = Object.keys(headers).some((name) => name.startsWith(IMPERSONATION_HEADER_PREFIX));
+    // Impersonation is a request of its own to the API server (verb impersonate on users/groups/serviceaccounts),
+    // made with tollgate's credential: it must be allowed here, or a caller would borrow tollgate's privileges.
+    if (decision.effect === 'allow' && callerImpersonates) {
+      if (credential?.impersonate) {
+        decision = { effect: 'deny', rule: null, reason: `impersonation is refused on this route: tollgate already impersonates the caller for upstream credential ${credential.name}` };
+      } else if (action.kubernetes === undefined) {
+        decision = { effect: 'deny', rule: null, reason: 'Impersonate-* headers are only accepted for Kubernetes API servers' };
+      } else {
+        for (const impersonation of impersonationActions(action)) {
+          const d = policy.decide(principal, impersonation);
+          if (d.effect === 'deny') {
+            const k = impersonation.kubernetes!;
+            const target = k.kind === 'resource' ? `${k.resource} ${JSON.stringify(k.name)}` : 'unknown';
+            decision = { ...d, reason: `impersonating ${target}: ${d.reason}` };
+            break;
+          }
+        }
+      }
+    }
+    const shadowMasks = decision.effect === 'allow' ? policy.shadowMasks(principal, action) : [];
+    audit.write({
+      ...base, event: `${path}.authz.${decision.effect}`, principal, rule: decision.rule ?? 'default', reason: decision.reason,
+      details: {
+        ...details,
+        ...(decision.shadow !== undefined ? { shadow: decision.shadow } : {}),
+        ...(shadowMasks.length > 0 ? { shadowMasks } : {}),
+      },
+    });
     hooks?.onDecision?.(decision.effect, decision.rule, elapsed());
     logger.debug({ ...details, subject: principal.subject, effect: decision.effect, rule: decision.rule }, 'ext_authz decision');
-    if (decision.effect === 'deny') {
-      return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason: decision.reason, rule: decision.rule });
-    }
+    if (decision.effect === 'deny') return forbiddenResponse(action, principal, decision.reason, decision.rule);
 
-    const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
     const remove = new Set<string>();
     // The caller's token is no credential upstream; identity headers a client sent itself are forgeries.
     if (credential?.header !== 'authorization') remove.add('authorization');
@@ -204,6 +253,11 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
     remove.delete(GROUPS_HEADER);
     const add = [set(SUBJECT_HEADER, principal.subject), set(GROUPS_HEADER, principal.groups.join(','))];
     if (credential) add.push(set(credential.header, credential.value));
+    if (credential?.impersonate) {
+      // One header per group: the API server reads each Impersonate-Group value as one group, never a list.
+      add.push(set('impersonate-user', principal.subject));
+      for (const group of principal.groups) add.push(append('impersonate-group', group));
+    }
     return {
       status: { code: GRPC_OK, message: '' },
       ok_response: { headers: add, headers_to_remove: [...remove] },

@@ -12,6 +12,8 @@ export interface UpstreamCredential {
   readonly header: string;
   /** The full header value, prefix included. */
   readonly value: string;
+  /** Kubernetes: send the caller as Impersonate-User / Impersonate-Group alongside the credential. */
+  readonly impersonate: boolean;
   matches(host: string, path: string): boolean;
 }
 
@@ -24,6 +26,7 @@ export function loadUpstreamCredentials(configs: readonly UpstreamCredentialConf
       name: c.name,
       header: c.header.toLowerCase(),
       value: c.prefix + secret,
+      impersonate: c.impersonate,
       matches: (h, p) => (host === undefined || host(h)) && (path === undefined || path(p)),
     };
   });

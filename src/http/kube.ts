@@ -6,35 +6,10 @@
  * condition whatever URL shape kubectl used.
  */
 
-export type KubeVerb =
-  | 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection' | 'impersonate'
-  // Non-resource URLs (/healthz, /version, /openapi/...) keep the lower-case HTTP method as their verb.
-  | 'head' | 'options' | 'post' | 'put';
+import type { KubeNonResourceRequest, KubeResourceRequest, KubeVerb, KubernetesRequest } from '../core/action.ts';
 
-export interface KubeResourceRequest {
-  readonly kind: 'resource';
-  readonly verb: KubeVerb;
-  /** '' for the core group (/api/v1). */
-  readonly apiGroup: string;
-  readonly apiVersion: string;
-  readonly resource: string;
-  readonly subresource?: string;
-  readonly namespace?: string;
-  readonly name?: string;
-  readonly labelSelector?: string;
-  readonly fieldSelector?: string;
-  readonly dryRun: boolean;
-  /** Impersonate-User / Impersonate-Group headers, when the request carries them. */
-  readonly impersonate?: { readonly user?: string; readonly groups: readonly string[] };
-}
-
-export interface KubeNonResourceRequest {
-  readonly kind: 'non-resource';
-  readonly verb: KubeVerb;
-  readonly path: string;
-}
-
-export type KubeRequest = KubeResourceRequest | KubeNonResourceRequest;
+export type { KubeNonResourceRequest, KubeResourceRequest, KubeVerb };
+export type KubeRequest = KubernetesRequest;
 
 /** Subresources of a namespace object itself: /api/v1/namespaces/<ns>/status is the namespace's status. */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);

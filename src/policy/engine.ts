@@ -3,8 +3,8 @@
  * (Principal, Action) → Decision. Access rules are evaluated in order and the first match wins; nothing matching is
  * a deny. Rules are compiled once per config so evaluation does no parsing or allocation beyond the decision.
  */
-import type { Action, KafkaOperation } from '../core/action.ts';
-import type { Decision } from '../core/decision.ts';
+import { qualifiedResource, type Action, type KafkaOperation, type KubeResourceRequest } from '../core/action.ts';
+import type { Decision, ShadowOutcome } from '../core/decision.ts';
 import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { RuleConfig } from '../config/schema.ts';
@@ -12,6 +12,7 @@ import { compilePatterns, type Matcher } from './glob.ts';
 import { compileMaskPlan } from '../masking/mask.ts';
 import type { RuleMaskPlan } from '../masking/units.ts';
 import { compileRejectPlan, type RejectPlan } from './reject.ts';
+import { compileFieldConditions, firstHolding, type FieldCondition } from './conditions.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -20,7 +21,21 @@ interface CompiledRule {
   readonly applies: Condition;
 }
 
-interface AccessRule extends CompiledRule { readonly decision: Decision }
+interface AccessRule extends CompiledRule {
+  readonly decision: Decision;
+  readonly shadow: boolean;
+  /** Conditions on the request body: the rule can only be decided once the body is read (see `bodyRules`). */
+  readonly body: readonly FieldCondition[] | undefined;
+}
+
+/** A deny rule with conditions on the request body, pending until the body is read. */
+export interface BodyRule {
+  readonly rule: string;
+  readonly shadow: boolean;
+  readonly reason: string;
+  /** The condition that holds in the parsed body (its path, for the denial), or undefined. */
+  match(doc: unknown): string | undefined;
+}
 
 /** A masking rule's plan, named so masked responses and metrics can say which rules applied. */
 export interface NamedMaskPlan extends RuleMaskPlan {
@@ -37,9 +52,20 @@ interface MaskRule extends CompiledRule {
 }
 
 export interface PolicyEngine {
+  /**
+   * The first matching access rule decides. Shadow rules that match are reported in `shadow` and passed over; rules
+   * with body conditions are passed over too (they are `bodyRules`).
+   */
   decide(principal: Principal, action: Action): Decision;
-  /** Every masking rule that applies, in config order (all of them apply, one after the other). */
+  /**
+   * The body-conditioned deny rules that match everything but the body and come before the rule that allows this
+   * request: the body must be read and checked against them. Empty when the request is denied anyway.
+   */
+  bodyRules(principal: Principal, action: Action): readonly BodyRule[];
+  /** Every masking rule that applies, in config order (all of them apply, one after the other). Not shadow ones. */
   masks(principal: Principal, action: Action): readonly NamedMaskPlan[];
+  /** Shadow-mode masking rules that would apply: named in audit records, they mask nothing. */
+  shadowMasks(principal: Principal, action: Action): readonly string[];
   /** The publish inspection (`reject`) rules that apply, in config order. */
   rejects(principal: Principal, action: Action): readonly RejectPlan[];
   /** False when no `reject` rule can apply to this principal's Kafka traffic: its records need no reading. */
@@ -77,9 +103,43 @@ function field(matcher: Matcher | undefined, pick: (a: Action) => string | undef
   };
 }
 
+const kubeResource = (a: Action): KubeResourceRequest | undefined =>
+  a.kind === 'http' && a.kubernetes?.kind === 'resource' ? a.kubernetes : undefined;
+
+
+function kubernetesConditions(kube: NonNullable<RuleConfig['match']['kubernetes']>): Condition[] {
+  const conds: Condition[] = [(_p, a) => a.kind === 'http' && a.kubernetes !== undefined];
+  const verbs = toList(kube.verb);
+  if (verbs) {
+    const set = new Set<string>(verbs);
+    conds.push((_p, a) => a.kind === 'http' && a.kubernetes !== undefined && set.has(a.kubernetes.verb));
+  }
+  // '' (the core group) compiles to an exact match on ''.
+  const groups = compilePatterns(toList(kube.apiGroup));
+  if (groups) conds.push((_p, a) => { const k = kubeResource(a); return k !== undefined && groups(k.apiGroup); });
+  const resource = compilePatterns(kube.resource);
+  if (resource) conds.push((_p, a) => { const k = kubeResource(a); return k !== undefined && resource(qualifiedResource(k)); });
+  const namespace = compilePatterns(kube.namespace);
+  if (namespace) conds.push((_p, a) => { const ns = kubeResource(a)?.namespace; return ns !== undefined && namespace(ns); });
+  if (kube.scope !== undefined) {
+    const cluster = kube.scope === 'cluster';
+    conds.push((_p, a) => { const k = kubeResource(a); return k !== undefined && (k.namespace === undefined) === cluster; });
+  }
+  const name = compilePatterns(kube.name);
+  if (name) conds.push((_p, a) => { const n = kubeResource(a)?.name; return n !== undefined && name(n); });
+  const path = compilePatterns(kube.path);
+  if (path) conds.push((_p, a) => a.kind === 'http' && a.kubernetes?.kind === 'non-resource' && path(a.kubernetes.path));
+  if (kube.dryRun !== undefined) {
+    const wanted = kube.dryRun;
+    conds.push((_p, a) => { const k = kubeResource(a); return k !== undefined && k.dryRun === wanted; });
+  }
+  return conds;
+}
+
 function compileCondition(rule: RuleConfig): Condition {
   const conds = principalConditions(rule.match);
-  const { http, kafka } = rule.match;
+  const { http, kafka, kubernetes } = rule.match;
+  if (kubernetes) conds.push(...kubernetesConditions(kubernetes));
   if (http) {
     conds.push((_p, a) => a.kind === 'http');
     const methods = toList(http.method);
@@ -120,7 +180,7 @@ function compileCondition(rule: RuleConfig): Condition {
 
 /** A rule's principal conditions alone: whether it can apply to any Kafka request of this principal. */
 function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boolean {
-  if (rule.match.http !== undefined) return () => false;
+  if (rule.match.http !== undefined || rule.match.kubernetes !== undefined) return () => false;
   const who = all(principalConditions(rule.match));
   const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
   const kafkaAction = { kind: 'kafka', api: '', operation: 'consume' } as const;
@@ -129,20 +189,25 @@ function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boo
 
 export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
-  const masking: MaskRule[] = [];
-  const inspecting: Array<{ readonly applies: Condition; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
+  const masking: Array<MaskRule & { readonly shadow: boolean }> = [];
+  const inspecting: Array<{ readonly applies: Condition; readonly shadow: boolean; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
     const applies = compileCondition(rule);
     if (rule.effect !== undefined) {
       const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
-      access.push({ name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) });
+      access.push({
+        name: rule.name, applies, shadow: rule.shadow,
+        decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }),
+        body: rule.match.body === undefined ? undefined : compileFieldConditions(rule.match.body),
+      });
     } else if (rule.reject !== undefined) {
-      inspecting.push({ applies, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
+      inspecting.push({ applies, shadow: rule.shadow, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.mask !== undefined) {
       const { onUndecodable, keys, headers, ...spec } = rule.mask;
       masking.push({
         name: rule.name,
         applies,
+        shadow: rule.shadow,
         mask: Object.freeze({ rule: rule.name, plan: compileMaskPlan(spec), onUndecodable, keys, headers: [...headers] }),
         mayApplyToKafka: principalMayMatchKafka(rule),
       });
@@ -151,24 +216,51 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   return {
     ruleNames: rules.map((r) => r.name),
     decide(principal, action) {
-      for (const r of access) if (r.applies(principal, action)) return r.decision;
-      return DEFAULT_DENY;
+      let shadow: ShadowOutcome[] | undefined;
+      for (const r of access) {
+        if (r.body !== undefined || !r.applies(principal, action)) continue;
+        if (r.shadow) {
+          (shadow ??= []).push({ rule: r.name, effect: r.decision.effect, reason: r.decision.reason });
+          continue;
+        }
+        return shadow === undefined ? r.decision : { ...r.decision, shadow };
+      }
+      return shadow === undefined ? DEFAULT_DENY : { ...DEFAULT_DENY, shadow };
+    },
+    bodyRules(principal, action) {
+      const pending: BodyRule[] = [];
+      for (const r of access) {
+        if (!r.applies(principal, action)) continue;
+        if (r.body !== undefined) {
+          const fields = r.body;
+          pending.push({ rule: r.name, shadow: r.shadow, reason: r.decision.reason, match: (doc) => firstHolding(doc, fields)?.source });
+          continue;
+        }
+        if (r.shadow) continue;
+        return r.decision.effect === 'allow' ? pending : [];
+      }
+      return [];
     },
     masks(principal, action) {
       const out: NamedMaskPlan[] = [];
-      for (const r of masking) if (r.applies(principal, action)) out.push(r.mask);
+      for (const r of masking) if (!r.shadow && r.applies(principal, action)) out.push(r.mask);
+      return out;
+    },
+    shadowMasks(principal, action) {
+      const out: string[] = [];
+      for (const r of masking) if (r.shadow && r.applies(principal, action)) out.push(r.name);
       return out;
     },
     rejects(principal, action) {
       const out: RejectPlan[] = [];
-      for (const r of inspecting) if (r.applies(principal, action)) out.push(r.plan);
+      for (const r of inspecting) if (!r.shadow && r.applies(principal, action)) out.push(r.plan);
       return out;
     },
     mayInspectKafka(principal) {
-      return inspecting.some((r) => r.mayApplyToKafka(principal));
+      return inspecting.some((r) => !r.shadow && r.mayApplyToKafka(principal));
     },
     mayMaskKafka(principal) {
-      return masking.some((r) => r.mayApplyToKafka(principal));
+      return masking.some((r) => !r.shadow && r.mayApplyToKafka(principal));
     },
   };
 }

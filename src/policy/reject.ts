@@ -6,7 +6,7 @@
  */
 import type { RejectSpecConfig } from '../config/schema.ts';
 import { detect, type DetectorName } from '../masking/detectors.ts';
-import { compileJsonPath, forEachMatch, type JsonPath } from '../masking/json-path.ts';
+import { compileCondition, compileFieldConditions, firstHolding, holds, type Condition, type FieldCondition } from './conditions.ts';
 
 /** What inspection reads of a record. */
 export interface InspectedRecord {
@@ -15,33 +15,22 @@ export interface InspectedRecord {
   readonly headers: ReadonlyArray<{ readonly key: string; readonly value: Buffer | null }>;
 }
 
-type Condition = { readonly equals: string | number | boolean | null } | { readonly matches: RegExp };
-
 export interface RejectPlan {
   readonly rule: string;
   readonly detectors: readonly DetectorName[];
-  readonly fields: ReadonlyArray<{ readonly source: string; readonly path: JsonPath; readonly condition: Condition }>;
+  readonly fields: readonly FieldCondition[];
   readonly headers: ReadonlyArray<{ readonly name: string; readonly condition: Condition }>;
   readonly maxRecordBytes: number | undefined;
-}
-
-function compileCondition(c: { equals: string | number | boolean | null } | { matches: string }): Condition {
-  return 'matches' in c ? { matches: new RegExp(c.matches, 'u') } : { equals: c.equals };
 }
 
 export function compileRejectPlan(rule: string, spec: RejectSpecConfig): RejectPlan {
   return {
     rule,
     detectors: [...(spec.detectors ?? [])],
-    fields: Object.entries(spec.fields ?? {}).map(([source, c]) => ({ source, path: compileJsonPath(source), condition: compileCondition(c) })),
+    fields: compileFieldConditions(spec.fields ?? {}),
     headers: Object.entries(spec.headers ?? {}).map(([name, c]) => ({ name, condition: compileCondition(c) })),
     maxRecordBytes: spec.maxRecordBytes,
   };
-}
-
-function holds(condition: Condition, value: unknown): boolean {
-  if ('equals' in condition) return value === condition.equals;
-  return typeof value === 'string' && condition.matches.test(value);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -97,13 +86,8 @@ export function rejectReason(record: InspectedRecord, plans: readonly RejectPlan
     if (plan.fields.length > 0) {
       const doc = json();
       if (doc.ok) {
-        for (const { source, path, condition } of plan.fields) {
-          let hit = false;
-          forEachMatch(doc.doc as never, path, (container, key) => {
-            if (!hit && holds(condition, (container as Record<string | number, unknown>)[key])) hit = true;
-          });
-          if (hit) return `rule ${plan.rule}: field ${source} is refused`;
-        }
+        const hit = firstHolding(doc.doc, plan.fields);
+        if (hit !== undefined) return `rule ${plan.rule}: field ${hit.source} is refused`;
       }
     }
     if (plan.detectors.length > 0 && value !== undefined) {

@@ -91,7 +91,7 @@ test('allowed: the caller token and forged identity headers are removed, identit
 });
 
 test('allowed with an upstream credential: tollgate\'s secret replaces the caller\'s Authorization', async () => {
-  const cred: UpstreamCredential = { name: 'demo', header: 'authorization', value: 'Bearer upstream-secret', matches: (_h, p) => p.startsWith('/api/') };
+  const cred: UpstreamCredential = { name: 'demo', header: 'authorization', value: 'Bearer upstream-secret', impersonate: false, matches: (_h, p) => p.startsWith('/api/') };
   const { check } = setup([cred]);
   const res = await check(request('/api/customers', { authorization: 'Bearer alice' }));
   assert.equal(header(res, 'authorization'), 'Bearer upstream-secret');
