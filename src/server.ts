@@ -15,6 +15,7 @@ import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
 import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
 import { createExtProcHandler } from './http/extproc.ts';
+import { createHttpClassifier } from './http/action.ts';
 import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
 import { loadKafkaSettings } from './kafka/settings.ts';
@@ -91,6 +92,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const audit = options.audit ?? createLogAuditSink(logger);
   const policy = compilePolicy(config.rules);
   const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
+  const classify = createHttpClassifier(config.http.kubernetes);
   const identity = new Authenticator({
     oidc: config.identity.oidc.map(oidcOptions),
     logger,
@@ -105,6 +107,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     mtls: () => mtls,
     policy: () => policy,
     credentials: () => credentials,
+    classify: () => classify,
     audit,
     logger,
     hooks: {
@@ -120,6 +123,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     policy: () => policy,
     maskContext: () => maskContext,
     maxBufferBytes: config.masking.maxBufferBytes,
+    classify: () => classify,
+    audit,
     hooks: {
       onStream: () => metrics.grpcStreams.inc({ service: 'ext_proc' }),
       onMasked: (rules, tally) => {

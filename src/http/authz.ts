@@ -105,7 +105,8 @@ export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier 
 /** A denial in the caller's protocol: a Kubernetes Status for API-server requests, tollgate's JSON otherwise. */
 function forbiddenResponse(action: HttpAction, principal: Principal, reason: string, rule: string | null): CheckResponseLike {
   if (action.kubernetes !== undefined) {
-    return jsonDenial(GRPC_PERMISSION_DENIED, 403, forbidden(action.kubernetes, principal.subject, rule === null ? reason : `${reason} (tollgate rule ${rule})`));
+    const named = rule === null || reason.includes(`rule ${rule}`) ? reason : `${reason} (tollgate rule ${rule})`;
+    return jsonDenial(GRPC_PERMISSION_DENIED, 403, forbidden(action.kubernetes, principal.subject, named));
   }
   return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason, rule });
 }

@@ -7,11 +7,19 @@
  *
  * Bodies sent FULL_DUPLEX_STREAMED must be re-emitted as `streamed_response`: Envoy forwards only what the processor
  * sends, so held bytes are simply not sent yet, and a masked unit goes out in place of the original.
+ *
+ * Request bodies are read only when a deny rule with body conditions could still refuse the request (policy's
+ * `bodyRules`): the body is held whole (bounded by masking.maxBufferBytes), parsed, checked, then released or
+ * answered with a 403. Every other request body streams through untouched.
  */
 import type { Logger } from 'pino';
 import type { HttpAction } from '../core/action.ts';
 import type { Principal } from '../core/principal.ts';
-import type { NamedMaskPlan, PolicyEngine } from '../policy/engine.ts';
+import type { AuditPath, AuditSink } from '../audit/record.ts';
+import type { BodyRule, NamedMaskPlan, PolicyEngine } from '../policy/engine.ts';
+import { createHttpClassifier, type HttpClassifier } from './action.ts';
+import { forbidden, kubeStatus, type StatusReason } from './kube-status.ts';
+import { parseRequestBody } from './request-body.ts';
 import type { MaskContext } from '../masking/strategies.ts';
 import type { StreamMasker } from '../masking/stream.ts';
 import { bodyFormat, responseMasker, type MaskTally } from './response-masking.ts';
@@ -19,6 +27,7 @@ import { bodyFormat, responseMasker, type MaskTally } from './response-masking.t
 type BodyMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
 
 interface HttpBodyLike { body?: Buffer; end_of_stream?: boolean }
+interface HttpHeadersLike { headers?: { headers?: HeaderLike[] } | null; end_of_stream?: boolean }
 interface HeaderLike { key: string; value?: string; raw_value?: Buffer }
 interface StructValueLike { stringValue?: string; listValue?: { values?: StructValueLike[] } | null }
 interface StructLike { fields?: Record<string, StructValueLike> }
@@ -26,8 +35,8 @@ interface StructLike { fields?: Record<string, StructValueLike> }
 /** The parts of envoy.service.ext_proc.v3.ProcessingRequest this handler reads (proto-loader, keepCase, oneofs). */
 export interface ExtProcRequestLike {
   request?: 'request_headers' | 'response_headers' | 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
-  request_headers?: { headers?: { headers?: HeaderLike[] } | null } | null;
-  response_headers?: { headers?: { headers?: HeaderLike[] } | null } | null;
+  request_headers?: HttpHeadersLike | null;
+  response_headers?: HttpHeadersLike | null;
   request_body?: HttpBodyLike | null;
   response_body?: HttpBodyLike | null;
   protocol_config?: { request_body_mode?: BodyMode; response_body_mode?: BodyMode } | null;
@@ -52,6 +61,10 @@ export interface ExtProcDeps {
   readonly policy: () => PolicyEngine;
   readonly maskContext: () => MaskContext;
   readonly maxBufferBytes: number;
+  /** Turns a request into the action policy sees; default: plain HTTP (no Kubernetes hosts). */
+  readonly classify?: () => HttpClassifier;
+  /** Where body denials and shadow body matches are recorded. */
+  readonly audit?: AuditSink;
   readonly hooks?: {
     onStream?(): void;
     onMessage?(kind: string): void;
@@ -61,6 +74,33 @@ export interface ExtProcDeps {
 
 export const AUTHZ_NAMESPACE = 'envoy.filters.http.ext_authz';
 export const MASKED_HEADER = 'x-tollgate-masked';
+
+const plainHttp = createHttpClassifier(undefined);
+
+/** Content types a masker can read as text; anything else (protobuf, CBOR, images) is opaque to masking. */
+function readableAsText(contentType: string | undefined): boolean {
+  const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return ct === '' || ct.startsWith('text/') || ct === 'application/json' || ct.endsWith('+json') || ct === 'application/x-ndjson'
+    || ct === 'application/jsonl' || ct === 'application/ndjson' || ct.endsWith('+yaml') || ct === 'application/yaml' || ct === 'application/xml';
+}
+
+/** Kubernetes clients ask for protobuf (client-go) or server-side Tables (kubectl get): masking needs plain JSON. */
+function needsJsonNegotiation(accept: string | undefined): boolean {
+  if (accept === undefined) return false;
+  const a = accept.toLowerCase();
+  return a.includes('protobuf') || a.includes('as=table') || a.includes('as=partialobjectmetadata');
+}
+
+function immediate(status: number, body: object, details: string): ExtProcResponseLike {
+  return {
+    immediate_response: {
+      status: { code: status },
+      headers: { set_headers: [{ header: { key: 'content-type', raw_value: Buffer.from('application/json') } }] },
+      body: Buffer.from(JSON.stringify(body)),
+      details,
+    },
+  };
+}
 
 function headerMap(headers: readonly HeaderLike[] | undefined): Map<string, string> {
   const map = new Map<string, string>();
@@ -104,6 +144,13 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
     let masker: StreamMasker | undefined;
     const tally: MaskTally = {};
     let ended = false;
+    // The request as policy saw it, kept for denials and audit records of its body.
+    let principal: Principal | undefined;
+    let action: HttpAction | undefined;
+    let requestContentType: string | undefined;
+    let bodyRules: readonly BodyRule[] = [];
+    let held: Buffer[] = [];
+    let heldBytes = 0;
     const finish = () => {
       if (ended) return;
       ended = true;
@@ -114,42 +161,107 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       ended = true;
       call.destroy(Object.assign(new Error(reason), { code: 13, details: reason }));
     };
+    const auditPath = (): AuditPath => (action?.kubernetes !== undefined ? 'kubernetes' : 'http');
 
-    const onRequestHeaders = (msg: ExtProcRequestLike) => {
+    /** A refusal in the caller's protocol: a Kubernetes Status for API-server requests, tollgate's JSON otherwise. */
+    const refuse = (status: number, reason: StatusReason, message: string, rule: string | null, details: string): ExtProcResponseLike => {
+      const k = action?.kubernetes;
+      if (k !== undefined) {
+        const body = status === 403 && principal !== undefined ? forbidden(k, principal.subject, message) : kubeStatus(status, reason, message);
+        return immediate(status, body, details);
+      }
+      const error = status === 403 ? 'forbidden' : status === 413 ? 'body_too_large' : 'masking_unavailable';
+      return immediate(status, { error, reason: message, rule }, details);
+    };
+
+    const onRequestHeaders = (msg: ExtProcRequestLike): ExtProcResponseLike => {
       const headers = headerMap(msg.request_headers?.headers?.headers);
-      const principal = principalFromMetadata(msg.metadata_context);
-      const rawPath = headers.get(':path') ?? '/';
-      const action: HttpAction = {
-        kind: 'http', method: (headers.get(':method') ?? 'GET').toUpperCase(), host: headers.get(':authority') ?? '',
-        path: rawPath.split('?')[0] ?? '/',
-      };
-      plans = principal ? deps.policy().masks(principal, action) : [];
+      principal = principalFromMetadata(msg.metadata_context);
+      action = (deps.classify?.() ?? plainHttp)(headers.get(':method') ?? 'GET', headers.get(':authority') ?? '', headers.get(':path') ?? '/', Object.fromEntries(headers));
+      requestContentType = headers.get('content-type');
+      const policy = deps.policy();
+      plans = principal ? policy.masks(principal, action) : [];
+      const hasBody = msg.request_headers?.end_of_stream !== true;
+      bodyRules = principal && hasBody ? policy.bodyRules(principal, action) : [];
+      if (bodyRules.length > 0 && requestMode !== 'FULL_DUPLEX_STREAMED') {
+        // Fail closed: a rule must read this body and Envoy will not show it to tollgate.
+        const rules = bodyRules.map((r) => r.rule).join(', ');
+        logger.warn({ path: action.path, rules }, 'ext_proc: body rules apply but request bodies are not streamed to tollgate; configure request_body_mode FULL_DUPLEX_STREAMED');
+        return refuse(403, 'Forbidden', `the request body must be inspected by rule ${rules} and Envoy does not send it to tollgate`, bodyRules[0]!.rule, 'tollgate_body_not_inspectable');
+      }
       if (plans.length === 0 || responseMode !== 'FULL_DUPLEX_STREAMED') {
         if (plans.length > 0) logger.warn({ path: action.path }, 'ext_proc: masking rules apply but response bodies are not streamed to tollgate; configure response_body_mode FULL_DUPLEX_STREAMED');
         plans = [];
         return { request_headers: { response: {} } };
       }
-      // Masking reads bodies as text: ask the upstream for an unencoded body.
-      return { request_headers: { response: { header_mutation: { remove_headers: ['accept-encoding'] } } } };
+      // Masking reads bodies as text: ask the upstream for an unencoded body, and a Kubernetes API server for JSON
+      // rather than protobuf or a server-side Table (whose cells a field rule cannot address).
+      const mutation: Record<string, unknown> = { remove_headers: ['accept-encoding'] };
+      if (action.kubernetes !== undefined && needsJsonNegotiation(headers.get('accept'))) {
+        mutation['set_headers'] = [{ header: { key: 'accept', raw_value: Buffer.from('application/json') }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }];
+      }
+      return { request_headers: { response: { header_mutation: mutation } } };
+    };
+
+    /** The held request body against the pending body rules: released whole, or refused. */
+    const checkRequestBody = (endOfStream: boolean): ExtProcResponseLike => {
+      const body = Buffer.concat(held);
+      held = [];
+      const rules = bodyRules;
+      bodyRules = [];
+      const parsed = parseRequestBody(requestContentType, body);
+      const base = { time: new Date().toISOString(), path: auditPath(), ...(principal ? { principal } : {}) };
+      const details = { method: action?.method, host: action?.host, path: action?.path, bytes: body.length, ...(action?.kubernetes ? { kubernetes: action.kubernetes } : {}) };
+      const shadow: Array<{ rule: string; field: string }> = [];
+      for (const rule of rules) {
+        if (!parsed.ok) {
+          if (rule.shadow) continue;
+          deps.audit?.write({ ...base, event: `${base.path}.body.deny`, rule: rule.rule, reason: parsed.reason, details });
+          return refuse(403, 'Forbidden', `${rule.reason}: tollgate must read the request body and ${parsed.reason} (tollgate rule ${rule.rule})`, rule.rule, 'tollgate_body_unreadable');
+        }
+        const field = rule.match(parsed.doc);
+        if (field === undefined) continue;
+        if (rule.shadow) {
+          shadow.push({ rule: rule.rule, field });
+          continue;
+        }
+        deps.audit?.write({ ...base, event: `${base.path}.body.deny`, rule: rule.rule, reason: rule.reason, details: { ...details, field, ...(shadow.length > 0 ? { shadow } : {}) } });
+        return refuse(403, 'Forbidden', `${rule.reason}: field ${field} (tollgate rule ${rule.rule})`, rule.rule, 'tollgate_body_denied');
+      }
+      if (shadow.length > 0) deps.audit?.write({ ...base, event: `${base.path}.body.shadow`, reason: 'shadow rules would have refused this body', details: { ...details, shadow } });
+      return streamed('request_body', body, endOfStream);
+    };
+
+    const onRequestBody = (body: HttpBodyLike | null | undefined): ExtProcResponseLike => {
+      if (bodyRules.length === 0) return passthroughBody('request_body', body, requestMode);
+      const bytes = body?.body ?? Buffer.alloc(0);
+      held.push(bytes);
+      heldBytes += bytes.length;
+      if (heldBytes > deps.maxBufferBytes) {
+        const rule = bodyRules[0]!.rule;
+        bodyRules = [];
+        held = [];
+        return refuse(413, 'RequestEntityTooLarge', `the request body exceeds ${deps.maxBufferBytes} bytes, the most tollgate holds to inspect it for rule ${rule}`, rule, 'tollgate_body_too_large');
+      }
+      if (body?.end_of_stream) return checkRequestBody(true);
+      return streamed('request_body', Buffer.alloc(0), false);
     };
 
     const onResponseHeaders = (msg: ExtProcRequestLike): ExtProcResponseLike => {
       if (plans.length === 0) return { response_headers: { response: {} } };
       const headers = headerMap(msg.response_headers?.headers?.headers);
       const encoding = headers.get('content-encoding');
+      const contentType = headers.get('content-type');
       const rules = plans.map((p) => p.rule);
       if (encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity') {
         plans = [];
-        return {
-          immediate_response: {
-            status: { code: 502 },
-            headers: { set_headers: [{ header: { key: 'content-type', raw_value: Buffer.from('application/json') } }] },
-            body: Buffer.from(JSON.stringify({ error: 'masking_unavailable', reason: `the upstream answered with content-encoding ${encoding}; tollgate masks only unencoded bodies`, rule: rules[0] })),
-            details: 'tollgate_masking_encoded_body',
-          },
-        };
+        return refuse(502, 'InternalError', `the upstream answered with content-encoding ${encoding}; tollgate masks only unencoded bodies (rule ${rules[0]})`, rules[0]!, 'tollgate_masking_encoded_body');
       }
-      masker = responseMasker(bodyFormat(headers.get('content-type')), plans, deps.maskContext(), deps.maxBufferBytes, tally);
+      if (!readableAsText(contentType) && plans.some((p) => p.onUndecodable !== 'pass')) {
+        plans = [];
+        return refuse(502, 'InternalError', `the upstream answered with content type ${contentType}, which tollgate cannot read to mask (rule ${rules[0]})`, rules[0]!, 'tollgate_masking_opaque_body');
+      }
+      masker = responseMasker(bodyFormat(contentType), plans, deps.maskContext(), deps.maxBufferBytes, tally);
       return {
         response_headers: {
           response: {
@@ -183,11 +295,29 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       hooks?.onMessage?.(kind ?? 'unknown');
       try {
         switch (kind) {
-          case 'request_headers': call.write(onRequestHeaders(msg)); break;
+          case 'request_headers': {
+            const out = onRequestHeaders(msg);
+            call.write(out);
+            if ('immediate_response' in out) finish();
+            break;
+          }
           case 'response_headers': call.write(onResponseHeaders(msg)); break;
-          case 'request_body': call.write(passthroughBody('request_body', msg.request_body, requestMode)); break;
+          case 'request_body': {
+            const out = onRequestBody(msg.request_body);
+            call.write(out);
+            if ('immediate_response' in out) finish();
+            break;
+          }
           case 'response_body': call.write(onResponseBody(msg.response_body)); break;
-          case 'request_trailers': call.write({ request_trailers: {} }); break;
+          case 'request_trailers':
+            // Trailers end the body: check and release what is held before answering them.
+            if (bodyRules.length > 0) {
+              const out = checkRequestBody(false);
+              call.write(out);
+              if ('immediate_response' in out) { finish(); break; }
+            }
+            call.write({ request_trailers: {} });
+            break;
           case 'response_trailers':
             // Trailers end the body: release what is still held, masked, before answering them.
             if (masker) call.write(streamed('response_body', masker.end(), false));

@@ -11,6 +11,9 @@ import type { KubeNonResourceRequest, KubeResourceRequest, KubeVerb, KubernetesR
 export type { KubeNonResourceRequest, KubeResourceRequest, KubeVerb };
 export type KubeRequest = KubernetesRequest;
 
+/** Pod subresources that open a stream into a container. */
+const STREAMING_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
+
 /** Subresources of a namespace object itself: /api/v1/namespaces/<ns>/status is the namespace's status. */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
 
@@ -75,6 +78,9 @@ export function kubeRequest(method: string, pathWithQuery: string, headers: Read
       break;
     default: verb = m.toLowerCase() as KubeVerb;
   }
+  // A WebSocket exec/attach/port-forward is a GET, and the API server authorizes it as `create` as well (KEP-4006,
+  // AuthorizePodWebsocketUpgradeCreatePermission): read it as create so a rule cannot be walked around by protocol.
+  if (verb === 'get' && resource === 'pods' && subresource !== undefined && STREAMING_SUBRESOURCES.has(subresource)) verb = 'create';
   // A list or watch narrowed to one object by metadata.name is, for authorization, about that object.
   if ((verb === 'list' || verb === 'watch') && name === undefined && fieldSelector) {
     const byName = fieldSelector.split(',').map((s) => s.trim()).find((s) => s.startsWith('metadata.name='));

@@ -9,6 +9,10 @@ const cases: Array<[string, string, Record<string, unknown>]> = [
   ['GET', '/api/v1/namespaces/prod/pods?watch=true&resourceVersion=10', { verb: 'watch', resource: 'pods', namespace: 'prod' }],
   ['GET', '/api/v1/watch/namespaces/prod/pods', { verb: 'watch', resource: 'pods', namespace: 'prod' }],
   ['POST', '/api/v1/namespaces/prod/pods/web-1/exec?command=sh&stdin=true', { verb: 'create', resource: 'pods', subresource: 'exec', name: 'web-1', namespace: 'prod' }],
+  // WebSocket exec/attach/port-forward are GETs the API server also authorizes as create.
+  ['GET', '/api/v1/namespaces/prod/pods/web-1/exec?command=sh', { verb: 'create', resource: 'pods', subresource: 'exec', name: 'web-1', namespace: 'prod' }],
+  ['GET', '/api/v1/namespaces/prod/pods/web-1/portforward?ports=80', { verb: 'create', resource: 'pods', subresource: 'portforward', name: 'web-1', namespace: 'prod' }],
+  ['GET', '/api/v1/namespaces/prod/pods/web-1/log', { verb: 'get', resource: 'pods', subresource: 'log', name: 'web-1', namespace: 'prod' }],
   ['GET', '/api/v1/namespaces/prod/pods/web-1/log?follow=true', { verb: 'get', resource: 'pods', subresource: 'log', name: 'web-1' }],
   ['POST', '/api/v1/namespaces/prod/pods/web-1/portforward', { verb: 'create', subresource: 'portforward' }],
   ['GET', '/api/v1/secrets', { verb: 'list', resource: 'secrets', namespace: undefined }],
