@@ -48,6 +48,22 @@ export async function startDemoUpstream(opts: { port?: number; host?: string; to
       for (let i = 0; i < count; i++) res.write(JSON.stringify({ seq: i, email: `user${i}@example.com`, card: '4111111111111111' }) + '\n');
       res.end();
     }
+    else if (path === '/api/events') {
+      // Server-sent events: one customer per event, spaced out so a client sees them arrive one by one.
+      const params = new URL(req.url ?? '/', 'http://x').searchParams;
+      const count = Math.min(Number(params.get('n') ?? '6') || 0, 10_000);
+      const interval = Math.min(Number(params.get('intervalMs') ?? '250') || 0, 5_000);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      let sent = 0;
+      const next = () => {
+        if (sent >= count || res.destroyed) { res.end(); return; }
+        const customer = DEMO_CUSTOMERS[sent % DEMO_CUSTOMERS.length]!;
+        res.write(`id: ${sent}\nevent: customer\ndata: ${JSON.stringify(customer)}\n\n`);
+        sent++;
+        setTimeout(next, interval);
+      };
+      next();
+    }
     else if (path.startsWith('/admin/')) json(200, { admin: true, path, caller });
     else json(404, { error: `no route ${path}` });
   });

@@ -115,6 +115,30 @@ test('customer JSON is masked for analysts: card numbers keep their last 4 digit
   assert.match(metrics, /tollgate_masked_values_total\{path="http",detector="email"\} [1-9]/);
 });
 
+test('server-sent events stream through masked event by event for analysts, plain for payments-admin', async () => {
+  const res = await get('/api/events?n=4&intervalMs=300', await clientToken('analyst-app'));
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  const reader = res.body!.getReader();
+  const arrivals: Array<{ at: number; text: string }> = [];
+  const started = Date.now();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    arrivals.push({ at: Date.now() - started, text: Buffer.from(value).toString() });
+  }
+  const events = arrivals.map((a) => a.text).join('').trim().split('\n\n');
+  assert.equal(events.length, 4);
+  const customers = events.map((e) => JSON.parse(e.split('\n').find((l) => l.startsWith('data: '))!.slice(6)));
+  assert.deepEqual(customers.map((c) => [c.email, c.card.number]), [
+    ['[REDACTED]', '************1111'], ['[REDACTED]', '************5559'], ['[REDACTED]', '************1111'], ['[REDACTED]', '************5559'],
+  ]);
+  assert.ok(arrivals.length >= 2, `events arrive as they are sent, not in one piece at the end (${arrivals.length} reads)`);
+
+  const admin = await get('/api/events?n=1&intervalMs=0', await clientToken('payments-app'));
+  assert.match(await admin.text(), /"email":"ada@example\.com".*"number":"4111111111111111"/);
+});
+
 test('decisions are audited and counted', async () => {
   await get('/admin/users', await clientToken('ci-bot'));
   const records = stack.auditRecords();
