@@ -21,6 +21,7 @@ const VALUES: Record<string, string | number> = {
   ENVOY_ADMIN_PORT: 19000, HTTP_LISTENER_PORT: 10000, KAFKA_LISTENER_PORT: 19092,
   TOLLGATE_HOST: '127.0.0.1', TOLLGATE_PORT: 19001, UPSTREAM_HOST: '127.0.0.1', UPSTREAM_PORT: 18081,
   BROKER_HOST: '127.0.0.1', BROKER_PORT: 19093,
+  KUBE_LISTENER_PORT: 16443, KUBE_API_HOST: '127.0.0.1', KUBE_API_PORT: 16444,
 };
 
 before(async () => {
@@ -28,11 +29,11 @@ before(async () => {
   // Envoy's validate mode loads the TLS files the mTLS listener names: they must exist.
   await fs.promises.mkdir(RUN_DIR, { recursive: true });
   const pki = await createMtlsTestCertificates(await fs.promises.mkdtemp(path.join(RUN_DIR, 'envoy-certs-')));
-  Object.assign(VALUES, { TLS_SERVER_CERT: pki.server.cert, TLS_SERVER_KEY: pki.server.key, TLS_CLIENT_CA: pki.ca.cert });
+  Object.assign(VALUES, { TLS_SERVER_CERT: pki.server.cert, TLS_SERVER_KEY: pki.server.key, TLS_CLIENT_CA: pki.ca.cert, KUBE_API_CA: pki.ca.cert });
 });
 
-test('envoy/ holds the HTTP edge and the Kafka bootstraps (SASL and mTLS)', () => {
-  assert.deepEqual(configs.sort(), ['http-edge.yaml', 'kafka-mtls.yaml', 'kafka.yaml']);
+test('envoy/ holds the HTTP edge, the Kubernetes API gateway and the Kafka bootstraps (SASL and mTLS)', () => {
+  assert.deepEqual(configs.sort(), ['http-edge.yaml', 'kafka-mtls.yaml', 'kafka.yaml', 'kubernetes-edge.yaml']);
 });
 
 for (const file of configs) {
@@ -51,6 +52,17 @@ test('the HTTP edge runs ext_authz, then ext_proc, then the router, all fail-clo
   for (const f of hcm.http_filters.slice(0, 2)) assert.equal(f.typed_config.failure_mode_allow, false, f.name);
   assert.equal(hcm.http_filters[1].typed_config.processing_mode.response_body_mode, 'FULL_DUPLEX_STREAMED');
   assert.equal(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close'], true);
+});
+
+test('the Kubernetes gateway streams request and response bodies through tollgate, fail-closed, and lets exec upgrade', () => {
+  const doc = YAML.parse(renderTemplate(fs.readFileSync(path.join(ENVOY_DIR, 'kubernetes-edge.yaml'), 'utf8'), VALUES));
+  const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name),
+    ['envoy.filters.http.ext_authz', 'envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  for (const f of hcm.http_filters.slice(0, 2)) assert.equal(f.typed_config.failure_mode_allow, false, f.name);
+  const mode = hcm.http_filters[1].typed_config.processing_mode;
+  assert.deepEqual([mode.request_body_mode, mode.response_body_mode], ['FULL_DUPLEX_STREAMED', 'FULL_DUPLEX_STREAMED']);
+  assert.deepEqual(hcm.upgrade_configs.map((u: { upgrade_type: string }) => u.upgrade_type), ['websocket', 'SPDY/3.1']);
 });
 
 test('the Kafka listener runs network ext_proc fail-closed before tcp_proxy', () => {
