@@ -65,7 +65,10 @@ export interface Listing {
 export interface RestProxyKafkaRequest {
   readonly kind: 'kafka';
   readonly version: 'v2' | 'v3';
-  /** Confluent's operation id (v3), or a name in the same style (v2): for audit records and metrics. */
+  /**
+   * Confluent's operation id where its API reference gives one, else a name in the same style (`v2.` for the v2 API):
+   * for audit records and metrics.
+   */
   readonly operation: string;
   /** The `{cluster_id}` of a v3 path. */
   readonly cluster?: string;
@@ -223,7 +226,8 @@ const API_ROOTS = new Set(['v3', 'topics', 'consumers', 'brokers']);
  *
  * Undefined for a path outside both APIs (`/`, `/metrics`, anything not under `/v3`, `/kafka/v3`, `/topics`,
  * `/consumers`, `/brokers`): not a Kafka request at all, for the caller to judge as plain HTTP or deny. Inside them,
- * a path or method this table does not know is `unknown`: deny it.
+ * a path or method this table does not know is `unknown`: deny it. So is any path with a dot segment, an encoded
+ * slash or a `;` parameter in a segment, wherever it is: a server resolving those could land inside the APIs.
  */
 export function restProxyActions(method: string, pathWithQuery: string): RestProxyRequest | undefined {
   const path = pathWithQuery.split('?', 1)[0]!;
@@ -233,6 +237,10 @@ export function restProxyActions(method: string, pathWithQuery: string): RestPro
   } catch {
     return { kind: 'unknown', reason: `malformed percent-encoding in ${JSON.stringify(path)}` };
   }
+  // Segments the proxy's server would resolve or strip (dot segments, encoded slashes, `;` path parameters) could make
+  // it act on another resource than the one judged here: none of them is a name in either API.
+  const odd = segments.find((s) => s === '.' || s === '..' || s.includes('/') || s.includes(';'));
+  if (odd !== undefined) return { kind: 'unknown', reason: `${JSON.stringify(odd)} is not a path segment tollgate judges (in ${JSON.stringify(path)})` };
   if (segments[0] === 'kafka' && segments[1] === 'v3') segments = segments.slice(1);
   if (!API_ROOTS.has(segments[0] ?? '')) return undefined;
   const m = method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase();

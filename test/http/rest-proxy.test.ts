@@ -156,6 +156,23 @@ test('unknown v3 paths and methods are an explicit unknown, so the caller can de
   assert.deepEqual(restProxyActions('GET', `${C}/links`), { kind: 'unknown', reason: `${C}/links is not a Kafka REST Proxy path tollgate knows` });
 });
 
+test('segments a server would resolve or strip are unknown wherever they are, so no judged path can land elsewhere', () => {
+  for (const path of [
+    '/foo/../v3/clusters/lkc-1/topics/payments/records',
+    `${C}/topics/x/../payments/records`,
+    `${C}/topics/payments/./records`,
+    `${C}/topics/%2e%2e/records`,
+    '/v3%2Fclusters/lkc-1/topics/payments/records',
+    `${C}/topics/orders%2Fpayments/records`,
+    `${C}/topics/payments;x=1/records`,
+    '/public;/../v3/clusters',
+  ]) {
+    const request = restProxyActions('POST', path);
+    assert.equal(request?.kind, 'unknown', `${path}: ${JSON.stringify(request)}`);
+  }
+  assert.match((restProxyActions('POST', `${C}/topics/payments;x=1/records`) as { reason: string }).reason, /"payments;x=1" is not a path segment tollgate judges/);
+});
+
 test('paths outside both APIs are not Kafka requests at all (undefined, for the caller to judge as HTTP)', () => {
   for (const path of ['/', '/metrics', '/v2/topics', '/kafka/v2/topics', '/api/v1/pods']) assert.equal(restProxyActions('GET', path), undefined, path);
 });
