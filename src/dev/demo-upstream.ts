@@ -48,6 +48,22 @@ export async function startDemoUpstream(opts: { port?: number; host?: string; to
       for (let i = 0; i < count; i++) res.write(JSON.stringify({ seq: i, email: `user${i}@example.com`, card: '4111111111111111' }) + '\n');
       res.end();
     }
+    else if (path === '/api/watch') {
+      // A Kubernetes-style watch stream (NDJSON, `application/json;stream=watch`) whose writes deliberately end in the
+      // middle of a card number: a masker working per chunk instead of per event would let both halves through.
+      const count = Math.min(Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n') ?? '4') || 0, 1_000);
+      res.writeHead(200, { 'content-type': 'application/json;stream=watch' });
+      let sent = 0;
+      const next = () => {
+        if (sent >= count || res.destroyed) { res.end(); return; }
+        const event = JSON.stringify({ type: sent === 0 ? 'ADDED' : 'MODIFIED', object: DEMO_CUSTOMERS[sent % DEMO_CUSTOMERS.length] }) + '\n';
+        const cut = event.indexOf('"number":"') + '"number":"'.length + 6;
+        res.write(event.slice(0, cut));
+        sent++;
+        setTimeout(() => { if (!res.destroyed) res.write(event.slice(cut)); setTimeout(next, 50); }, 50);
+      };
+      next();
+    }
     else if (path === '/api/events') {
       // Server-sent events: one customer per event, spaced out so a client sees them arrive one by one.
       const params = new URL(req.url ?? '/', 'http://x').searchParams;

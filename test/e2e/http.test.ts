@@ -139,6 +139,18 @@ test('server-sent events stream through masked event by event for analysts, plai
   assert.match(await admin.text(), /"email":"ada@example\.com".*"number":"4111111111111111"/);
 });
 
+test('a watch stream whose chunks end inside a card number is masked event by event, never half a number', async () => {
+  const res = await get('/api/watch?n=4', await clientToken('analyst-app'));
+  assert.equal(res.headers.get('content-type'), 'application/json;stream=watch');
+  const text = await res.text();
+  assert.doesNotMatch(text, /411111|555500/, 'no digits of a card number leave');
+  const events = text.trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(events.map((e) => [e.type, e.object.card.number, e.object.email]), [
+    ['ADDED', '************1111', '[REDACTED]'], ['MODIFIED', '************5559', '[REDACTED]'],
+    ['MODIFIED', '************1111', '[REDACTED]'], ['MODIFIED', '************5559', '[REDACTED]'],
+  ]);
+});
+
 test('decisions are audited and counted', async () => {
   await get('/admin/users', await clientToken('ci-bot'));
   const records = stack.auditRecords();
