@@ -466,3 +466,17 @@ test('the resolver refuses kustomize features it does not implement, and patches
   }
 });
 
+
+test('docs/deployment.md covers every overlay, and every k8s/ path it names exists', () => {
+  const guide = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deployment.md'), 'utf8');
+  for (const overlay of OVERLAYS) assert.match(guide, new RegExp(`k8s/overlays/${overlay}`), overlay);
+  const named = new Set([...guide.matchAll(/k8s\/[\w./-]*[\w]/g)].map((m) => m[0]));
+  assert.ok(named.size >= 7, `only ${named.size} k8s/ paths named`);
+  for (const p of named) assert.ok(fs.existsSync(path.join(REPO_ROOT, p)), `${p} is named in the guide but does not exist`);
+  // Files named by their place inside an overlay (`gateway/rbac.yaml`) exist there.
+  const files = fs.readdirSync(K8S_DIR, { recursive: true, encoding: 'utf8' });
+  const short = [...guide.matchAll(/`([\w/-]+\.yaml)`/g)].map((m) => m[1]!).filter((f) => f !== 'tollgate.yaml' && f !== 'envoy.yaml');
+  assert.ok(short.length >= 8, `only ${short.length} manifest files named`);
+  for (const f of short) assert.ok(files.some((x) => x === f || x.endsWith(`/${f}`)), `${f} is named in the guide but no file in k8s/ is`);
+  assert.match(fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'), /\]\(docs\/deployment\.md\)/, 'README links the guide');
+});
