@@ -5,14 +5,16 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfigFile } from './config/load.ts';
+import { ConfigError, loadConfigFileWithHash } from './config/load.ts';
+import { startConfigReloader } from './config/reload.ts';
 import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
 import { readSecret, SecretError } from './config/secrets.ts';
 import { loadMaskContext } from './masking/context.ts';
 
 const USAGE = `usage:
-  tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener
+  tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener; reloads
+                                        FILE when it changes and on SIGHUP (a bad one is refused)
   tollgate validate --config FILE [--no-secrets]
                                         check a config file and exit (0 valid, 2 invalid); secrets it
                                         names must be readable unless --no-secrets
@@ -33,7 +35,12 @@ function configArgs(args: string[]): { file: string; secrets: boolean } {
 
 /** Loads and checks everything serve would, short of opening ports: schema, rules and (unless told not to) secrets. */
 function checkConfig(file: string, secrets = true) {
-  const config = loadConfigFile(file);
+  return checkConfigWithHash(file, secrets).config;
+}
+
+function checkConfigWithHash(file: string, secrets = true) {
+  const loaded = loadConfigFileWithHash(file);
+  const { config } = loaded;
   compilePolicy(config.rules);
   if (secrets) {
     loadUpstreamCredentials(config.http.upstreamCredentials);
@@ -41,15 +48,27 @@ function checkConfig(file: string, secrets = true) {
     const sasl = config.kafka.upstream.sasl;
     if (sasl !== undefined) readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`);
   }
-  return config;
+  return loaded;
 }
 
 async function serve(args: string[]): Promise<number> {
-  const config = checkConfig(configArgs(args).file);
+  const { file } = configArgs(args);
+  const { config, hash } = checkConfigWithHash(file);
   const { startServer } = await import('./server.ts');
-  const server = await startServer(config);
+  const server = await startServer(config, { configHash: hash });
+  server.metrics.configReloads.inc({ result: 'success' }, 0);
+  server.metrics.configReloads.inc({ result: 'failure' }, 0);
+  const reloader = startConfigReloader({
+    file,
+    load: (f) => checkConfigWithHash(f),
+    apply: (next, nextHash) => { server.reload(next, nextHash); },
+    currentHash: () => server.configHash,
+    logger: server.logger,
+    onResult: (result) => server.metrics.configReloads.inc({ result }),
+  });
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
+      reloader.close();
       server.logger.info({ signal }, 'signal received');
       server.drain().then(() => resolve(0), (err: Error) => {
         server.logger.error({ err }, 'drain failed');

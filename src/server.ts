@@ -1,12 +1,24 @@
 /**
  * @module server
  * Wires one config into a running tollgate: the three Envoy services and gRPC health on one gRPC listener, and the
- * admin listener. Owns the lifecycle: start, readiness, and a drain that lets open streams finish up to a deadline.
+ * admin listener. Owns the lifecycle: start, readiness, config reload, and a drain that lets open streams finish up
+ * to a deadline.
+ *
+ * Reload: everything a config decides per request (policy, upstream credentials, masking key, identity providers,
+ * Kafka connection settings) is built into one `Live` value, and the handlers read it through getters, so a reload
+ * is one assignment: requests and streams that start afterwards see the new config, those already running keep
+ * what they started with (an ext_proc stream its mask plans, a Kafka connection its settings; a Kafka connection's
+ * next request is decided by the new policy). Listener addresses and gRPC limits need a restart.
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
+import type { PolicyEngine } from './policy/engine.ts';
+import type { UpstreamCredential } from './http/credentials.ts';
+import type { MaskContext } from './masking/strategies.ts';
+import type { MtlsIdentities } from './identity/mtls.ts';
+import type { KafkaConnectionSettings } from './kafka/service.ts';
 import { createMetrics, type Metrics } from './admin/metrics.ts';
 import { startAdminServer, type AdminServer, type ReadinessCheck } from './admin/http.ts';
 import { createLogAuditSink } from './audit/log-sink.ts';
@@ -15,7 +27,7 @@ import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
 import { createAuthzHandler, type CheckRequestLike } from './http/authz.ts';
 import { createExtProcHandler } from './http/extproc.ts';
-import { createHttpClassifier } from './http/action.ts';
+import { createHttpClassifier, type HttpClassifier } from './http/action.ts';
 import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
 import { loadKafkaSettings } from './kafka/settings.ts';
@@ -36,6 +48,14 @@ export interface RunningServer {
   readonly logger: Logger;
   /** Resolves once every configured identity provider was tried once (see /readyz for which are ready). */
   readonly identityReady: Promise<void>;
+  /** Short hash of the config file in force (see config/load.ts `configHash`); '' when started without one. */
+  readonly configHash: string;
+  /**
+   * Puts `config` in force for new requests, streams and Kafka connections. Throws, leaving the running config in
+   * force, when it cannot be built (an unreadable secret). Returns the changed keys that only take effect after a
+   * restart (listener addresses, gRPC limits).
+   */
+  reload(config: Config, hash: string): { restartNeeded: string[] };
   /** Stops accepting, lets open streams finish up to the configured drain timeout, then closes everything. */
   drain(): Promise<{ forced: boolean }>;
 }
@@ -43,7 +63,28 @@ export interface RunningServer {
 export interface ServerOptions {
   readonly logger?: Logger;
   readonly audit?: AuditSink;
+  /** Hash of the config file, shown in `tollgate_config_info{hash}`. */
+  readonly configHash?: string;
 }
+
+/** What one config decides per request: swapped whole on reload. */
+interface Live {
+  readonly config: Config;
+  readonly policy: PolicyEngine;
+  readonly credentials: readonly UpstreamCredential[];
+  readonly classify: HttpClassifier;
+  readonly maskContext: MaskContext;
+  readonly identity: Authenticator;
+  readonly mtls: MtlsIdentities | undefined;
+  readonly kafkaSettings: KafkaConnectionSettings;
+}
+
+/** Settings read once at start: a reload that changes them is told to restart. */
+const RESTART_KEYS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
+  ['server.grpc.address', (c) => c.server.grpc.address],
+  ['server.grpc.maxReceiveMessageBytes', (c) => c.server.grpc.maxReceiveMessageBytes],
+  ['server.admin.address', (c) => c.server.admin.address],
+];
 
 function oidcOptions(o: Config['identity']['oidc'][number]): OidcVerifierOptions {
   return {
@@ -90,24 +131,51 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } }, bufferedStdout());
   const metrics = createMetrics();
   const audit = options.audit ?? createLogAuditSink(logger);
-  const policy = compilePolicy(config.rules);
-  const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
-  const classify = createHttpClassifier(config.http.kubernetes);
-  const identity = new Authenticator({
-    oidc: config.identity.oidc.map(oidcOptions),
+
+  const newAuthenticator = (c: Config) => new Authenticator({
+    oidc: c.identity.oidc.map(oidcOptions),
     logger,
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
-
-  const mtlsConfig = config.identity.mtls;
-  const mtls = mtlsConfig === undefined ? undefined : createMtlsIdentities(mtlsConfig);
+  /**
+   * Builds everything `c` decides; throws (an unreadable secret) before anything is swapped. The identity providers
+   * are kept when their config is unchanged, so a rule edit does not refetch every JWKS.
+   */
+  const build = (c: Config, previous: Live | undefined): Live => {
+    const policy = compilePolicy(c.rules);
+    const credentials = loadUpstreamCredentials(c.http.upstreamCredentials);
+    const classify = createHttpClassifier(c.http.kubernetes);
+    const maskContext = loadMaskContext(c.masking);
+    const sameIdentity = previous !== undefined && JSON.stringify(previous.config.identity.oidc) === JSON.stringify(c.identity.oidc);
+    const identity = sameIdentity ? previous.identity : newAuthenticator(c);
+    const mtls = c.identity.mtls === undefined ? undefined : createMtlsIdentities(c.identity.mtls);
+    // Decisions and inspection read the policy in force, so a Kafka connection's next request follows a reload;
+    // the rest of the settings (limits, broker routes, the upstream credential, masking key) is per connection.
+    const kafkaSettings = loadKafkaSettings(c.kafka, {
+      authenticate: (token) => identity.authenticateBearer(token),
+      decide: (principal, action) => live.policy.decide(principal, action),
+      masking: {
+        plansFor: (principal, topic) => live.policy.masks(principal, { kind: 'kafka', api: 'Fetch', operation: 'consume', topic }),
+        mayMask: (principal) => live.policy.mayMaskKafka(principal),
+        context: maskContext,
+      },
+      inspection: {
+        plansFor: (principal, topic) => live.policy.rejects(principal, { kind: 'kafka', api: 'Produce', operation: 'produce', topic }),
+        mayInspect: (principal) => live.policy.mayInspectKafka(principal),
+      },
+    });
+    return { config: c, policy, credentials, classify, maskContext, identity, mtls, kafkaSettings };
+  };
+  let live: Live = build(config, undefined);
+  let configHash = options.configHash ?? '';
+  if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
 
   const authz = createAuthzHandler({
-    authenticate: (header) => identity.authenticateHeader(header),
-    mtls: () => mtls,
-    policy: () => policy,
-    credentials: () => credentials,
-    classify: () => classify,
+    authenticate: (header) => live.identity.authenticateHeader(header),
+    mtls: () => live.mtls,
+    policy: () => live.policy,
+    credentials: () => live.credentials,
+    classify: () => live.classify,
     audit,
     logger,
     hooks: {
@@ -117,13 +185,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     },
   });
-  const maskContext = loadMaskContext(config.masking);
   const extProc = createExtProcHandler({
     logger,
-    policy: () => policy,
-    maskContext: () => maskContext,
+    policy: () => live.policy,
+    maskContext: () => live.maskContext,
     maxBufferBytes: config.masking.maxBufferBytes,
-    classify: () => classify,
+    classify: () => live.classify,
     audit,
     hooks: {
       onStream: () => metrics.grpcStreams.inc({ service: 'ext_proc' }),
@@ -133,23 +200,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     },
   });
-  const kafkaSettings = loadKafkaSettings(config.kafka, {
-    authenticate: (token) => identity.authenticateBearer(token),
-    decide: (principal, action) => policy.decide(principal, action),
-    masking: {
-      plansFor: (principal, topic) => policy.masks(principal, { kind: 'kafka', api: 'Fetch', operation: 'consume', topic }),
-      mayMask: (principal) => policy.mayMaskKafka(principal),
-      context: maskContext,
-    },
-    inspection: {
-      plansFor: (principal, topic) => policy.rejects(principal, { kind: 'kafka', api: 'Produce', operation: 'produce', topic }),
-      mayInspect: (principal) => policy.mayInspectKafka(principal),
-    },
-  });
   const networkExtProc = createNetworkExtProcHandler({
     logger,
     audit,
-    settings: () => kafkaSettings,
+    settings: () => live.kafkaSettings,
     hooks: {
       onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
       onConnectionClose: () => metrics.kafkaConnections.dec(),
@@ -190,16 +244,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const grpcAddress = address.startsWith('unix:') ? address : `${splitHostPort(address).host}:${boundPort}`;
 
   // Resolves once every issuer was tried; one that failed keeps retrying in the background and shows in /readyz.
-  const identityReady = identity.start();
+  const identityReady = live.identity.start();
 
+  // Read at every /readyz: after a reload, the issuers of the config in force.
   const checks = (): ReadinessCheck[] => [
     { name: 'grpc', check: () => ({ ok: true, detail: grpcAddress }) },
-    ...identity.health().map((h): ReadinessCheck => ({
+    ...live.identity.health().map((h): ReadinessCheck => ({
       name: `oidc ${h.issuer}`,
-      check: () => {
-        const now = identity.verifier(h.issuer)?.health() ?? h;
-        return now.ready ? { ok: true, detail: `${now.kids.length} keys` } : { ok: false, detail: now.lastError ?? 'keys not loaded yet' };
-      },
+      check: () => (h.ready ? { ok: true, detail: `${h.kids.length} keys` } : { ok: false, detail: h.lastError ?? 'keys not loaded yet' }),
     })),
   ];
   const adminAt = splitHostPort(config.server.admin.address);
@@ -210,12 +262,32 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     server.forceShutdown();
     throw new Error(`cannot listen on admin address ${config.server.admin.address}: ${(err as Error).message}`);
   }
-  logger.info({ grpc: grpcAddress, admin: `${admin.address.address}:${admin.address.port}`, rules: policy.ruleNames.length }, 'tollgate listening');
+  logger.info({ grpc: grpcAddress, admin: `${admin.address.address}:${admin.address.port}`, rules: live.policy.ruleNames.length, ...(configHash !== '' && { config: configHash }) }, 'tollgate listening');
+
+  const reload = (next: Config, hash: string): { restartNeeded: string[] } => {
+    const previous = live;
+    const built = build(next, previous);
+    live = built;
+    logger.level = next.server.logLevel;
+    if (built.identity !== previous.identity) {
+      // Connections that authenticated with the old providers keep them (their verifiers still work); only the
+      // background retries of the old ones stop.
+      previous.identity.close();
+      built.identity.start().catch((err: Error) => logger.error({ err }, 'identity providers failed to start after reload'));
+    }
+    if (configHash !== '') metrics.configInfo.remove({ hash: configHash });
+    configHash = hash;
+    metrics.configInfo.set({ hash }, 1);
+    const restartNeeded = RESTART_KEYS.filter(([, read]) => read(next) !== read(previous.config)).map(([key]) => key);
+    if (restartNeeded.length > 0) logger.warn({ keys: restartNeeded }, 'config reloaded, but these settings take effect only after a restart');
+    return { restartNeeded };
+  };
 
   let draining: Promise<{ forced: boolean }> | undefined;
   const drain = () => {
     draining ??= (async () => {
-      logger.info({ deadlineMs: config.server.drainTimeout }, 'draining: no new streams; open ones may finish');
+      const deadlineMs = live.config.server.drainTimeout;
+      logger.info({ deadlineMs }, 'draining: no new streams; open ones may finish');
       admin.setDraining();
       health.setServing(false);
       const forced = await new Promise<boolean>((resolve) => {
@@ -223,10 +295,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
           logger.warn('drain deadline reached; cutting the streams still open');
           server.forceShutdown();
           resolve(true);
-        }, config.server.drainTimeout);
+        }, deadlineMs);
         server.tryShutdown(() => { clearTimeout(timer); resolve(false); });
       });
-      identity.close();
+      live.identity.close();
       await admin.close();
       logger.info({ forced }, 'drained');
       // Hands what is buffered to a write; the process's exit waits for it (see bufferedStdout).
@@ -236,5 +308,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     return draining;
   };
 
-  return { grpcAddress, adminAddress: { host: admin.address.address, port: admin.address.port }, metrics, logger, identityReady, drain };
+  return {
+    grpcAddress, adminAddress: { host: admin.address.address, port: admin.address.port }, metrics, logger, identityReady,
+    get configHash() { return configHash; },
+    reload, drain,
+  };
 }

@@ -84,5 +84,14 @@ export function createMetrics() {
     kafkaFrames,
     /** Hot-path frame counts: reach `kafkaFrames` at the next scrape. */
     pendingKafkaFrames,
+    configReloads: new Counter({
+      name: 'tollgate_config_reloads_total', help: 'Config reloads (SIGHUP or file change), by result: success, or failure (the running config kept).',
+      labelNames: ['result'] as const, ...reg,
+    }),
+    /** 1 for the hash of the config in force, so a dashboard shows which config each process runs. */
+    configInfo: new Gauge({
+      name: 'tollgate_config_info', help: 'The config in force: its file\'s hash (sha256, first 12 hex digits) as a label, value 1.',
+      labelNames: ['hash'] as const, ...reg,
+    }),
   };
 }

@@ -3,6 +3,7 @@
  * Reads a YAML config file and validates it against the one schema. A bad file is reported as the file, the line,
  * the path inside the document and what was expected, so an operator can fix it without reading code.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
@@ -79,11 +80,21 @@ function describeIssue(issue: z.core.$ZodIssue, doc: ReturnType<typeof parseDocu
 }
 
 export function loadConfigFile(file: string): Config {
+  return loadConfigFileWithHash(file).config;
+}
+
+/** Names a config's text in metrics and logs: sha256, first 12 hex digits. */
+export function configHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** `loadConfigFile`, plus the hash of the text it validated (what reload compares and reports). */
+export function loadConfigFileWithHash(file: string): { config: Config; hash: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(err as Error).message}` }]);
   }
-  return parseConfig(text, file);
+  return { config: parseConfig(text, file), hash: configHash(text) };
 }
