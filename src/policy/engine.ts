@@ -12,6 +12,7 @@ import { compilePatterns, type Matcher } from './glob.ts';
 import { compileMaskPlan } from '../masking/mask.ts';
 import type { RuleMaskPlan } from '../masking/units.ts';
 import { compileRejectPlan, type RejectPlan } from './reject.ts';
+import { compileCapturePlan, type CapturePlan } from './capture.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -46,6 +47,10 @@ export interface PolicyEngine {
   mayInspectKafka(principal: Principal): boolean;
   /** False when no masking rule can apply to this principal's Kafka traffic: its Fetch responses need no look. */
   mayMaskKafka(principal: Principal): boolean;
+  /** The session capture rules that apply, in config order (all of them apply: `combineCaptures`). */
+  captures(principal: Principal, action: Action): readonly CapturePlan[];
+  /** False when no capture rule can apply to this principal's Kafka traffic: its records are not read for capture. */
+  mayCaptureKafka(principal: Principal): boolean;
   readonly ruleNames: readonly string[];
 }
 
@@ -131,6 +136,7 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
   const masking: MaskRule[] = [];
   const inspecting: Array<{ readonly applies: Condition; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
+  const capturing: Array<{ readonly applies: Condition; readonly plan: CapturePlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
     const applies = compileCondition(rule);
     if (rule.effect !== undefined) {
@@ -138,6 +144,8 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
       access.push({ name: rule.name, applies, decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }) });
     } else if (rule.reject !== undefined) {
       inspecting.push({ applies, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
+    } else if (rule.capture !== undefined) {
+      capturing.push({ applies, plan: compileCapturePlan(rule.name, rule.capture), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.mask !== undefined) {
       const { onUndecodable, keys, headers, ...spec } = rule.mask;
       masking.push({
@@ -169,6 +177,14 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
     },
     mayMaskKafka(principal) {
       return masking.some((r) => r.mayApplyToKafka(principal));
+    },
+    captures(principal, action) {
+      const out: CapturePlan[] = [];
+      for (const r of capturing) if (r.applies(principal, action)) out.push(r.plan);
+      return out;
+    },
+    mayCaptureKafka(principal) {
+      return capturing.some((r) => r.mayApplyToKafka(principal));
     },
   };
 }
