@@ -140,6 +140,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       plansFor: (principal, topic) => policy.rejects(principal, { kind: 'kafka', api: 'Produce', operation: 'produce', topic }),
       mayInspect: (principal) => policy.mayInspectKafka(principal),
     },
+    capture: {
+      plansFor: (principal, operation, topic) => policy.captures(principal, { kind: 'kafka', api: operation === 'produce' ? 'Produce' : 'Fetch', operation, topic }),
+      mayCapture: (principal) => policy.mayCaptureKafka(principal),
+      context: maskContext,
+    },
   });
   const networkExtProc = createNetworkExtProcHandler({
     logger,
