@@ -55,7 +55,7 @@ import { summarizeProduceRequest, summarizeRequest, summarizeResponse } from './
 import { combineCaptures, type CapturePlan, type TopicCapture } from '../policy/capture.ts';
 import type { CaptureDetail } from './capture/collector.ts';
 import { FetchCapture } from './capture/fetch.ts';
-import { captureProduce, type PendingProduceCapture } from './capture/produce.ts';
+import { captureProduce, produceRecordsOf, type PendingProduceCapture, type ProduceRecords } from './capture/produce.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
 export type KafkaDirection = 'request' | 'response';
@@ -679,7 +679,11 @@ export class KafkaConnection {
     const captureFor = this.#captureLookup(principal, 'produce');
     if (captureFor === undefined) return undefined;
     try {
-      const request = frame === original.frame && original.produce !== undefined ? original.produce : readProduceRequest(frame);
+      // The client's frame was read already (hot path view, or the decoder's output); a rewritten one is tollgate's own.
+      let request: ProduceRecords;
+      if (frame === original.frame && original.produce !== undefined) request = original.produce;
+      else if (frame === original.frame && original.decoded !== undefined) request = produceRecordsOf(original.decoded.body as ProduceRequest);
+      else request = readProduceRequest(frame);
       return captureProduce(request, captureFor, this.#options.capture!.context);
     } catch (error) {
       this.#options.logger.error({ err: error }, 'session capture of a Produce failed');

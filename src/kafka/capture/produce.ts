@@ -14,6 +14,7 @@ import { API_KEY } from '../protocol/api-keys.ts';
 import { kafkaErrorName } from '../protocol/error-codes.ts';
 import { FrameError } from '../protocol/errors.ts';
 import { decodeResponse } from '../protocol/messages.ts';
+import type { ProduceRequest } from '../protocol/generated/index.ts';
 import { decodeBatch, readBatchHeader, RecordError, splitBatches } from '../protocol/records/index.ts';
 import { CaptureCollector, type CaptureDetail } from './collector.ts';
 
@@ -23,6 +24,11 @@ export interface ProduceRecords {
     readonly name: string | null;
     readonly partitions: ReadonlyArray<{ readonly index: number; readonly records: Buffer | null }>;
   }>;
+}
+
+/** The records of a decoded Produce request, read as `readProduceRequest` gives them. */
+export function produceRecordsOf(body: ProduceRequest): ProduceRecords {
+  return { topics: body.topicData.map((t) => ({ name: t.name, partitions: t.partitionData })) };
 }
 
 /** A Produce's capture, waiting for the broker's answer. */

@@ -131,3 +131,18 @@ test('a capture that cannot be made is said in the audit record; the traffic goe
   assert.equal(back.toClient.length, 1);
   assert.match(String((captureOfRecord(audit, 'Produce') as unknown as { error: string }).error), /hash mask strategy needs a key/);
 });
+
+test('a split Produce (one topic denied): only the records sent to the broker are captured, with the broker\'s offsets', async () => {
+  const { connection, audit } = await connected('alice', { capture: captureOf([{ name: 'all', match: {}, capture: { payload: 'digest' } }]) });
+  const frame = request(API_KEY.Produce, 9, 17, {
+    transactionalId: null, acks: -1, timeoutMs: 1000,
+    topicData: [{ name: 'admin.audit', partitionData: [{ index: 0, records: batch([rec(0, 'denied')]) }] }, { name: 'orders', partitionData: [{ index: 2, records: batch([rec(0, 'allowed')]) }] }],
+  });
+  const out = connection.onClientData(frame);
+  assert.equal(out.toBroker.length, 1);
+  assert.notDeepEqual(out.toBroker[0], frame, 'the allowed part only');
+  connection.onBrokerData(produceResponse(17, 8n));
+  const record = audit.records.filter((r) => r.details?.['api'] === 'Produce').at(-1)!;
+  assert.equal(record.event, 'kafka.request.partially_denied');
+  assert.deepEqual((record.details!['capture'] as CaptureDetail).records.map((r) => [r.topic, r.offset, r.valueSha256]), [['orders', 8, sha256('allowed')]]);
+});

@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureProduce, type ProduceRecords } from '../../../src/kafka/capture/produce.ts';
+import { captureProduce, produceRecordsOf, type ProduceRecords } from '../../../src/kafka/capture/produce.ts';
 import { API_KEY } from '../../../src/kafka/protocol/api-keys.ts';
 import { KafkaError } from '../../../src/kafka/protocol/error-codes.ts';
-import { encodeResponse } from '../../../src/kafka/protocol/messages.ts';
-import { ProduceResponseSchema, type ProduceResponse, type ProduceResponsePartitionProduceResponse } from '../../../src/kafka/protocol/generated/index.ts';
+import { decodeRequest, encodeRequest, encodeResponse, readProduceRequest } from '../../../src/kafka/protocol/messages.ts';
+import { ProduceResponseSchema, type ProduceRequest, type ProduceResponse, type ProduceResponsePartitionProduceResponse } from '../../../src/kafka/protocol/generated/index.ts';
 import { blank } from '../../../src/kafka/authorize/plan.ts';
 import { ATTR_CONTROL, ATTR_TRANSACTIONAL } from '../../../src/kafka/protocol/records/index.ts';
 import { batch, captureOf, payment, PLANTED, rec, sha256, corrupted } from './helpers.ts';
@@ -150,4 +150,16 @@ test('an unreadable answer leaves the offsets null with the reason', () => {
   const detail = pending.complete(response(['payments', 0, { baseOffset: 1n }]).subarray(0, 12), VERSION)!;
   assert.equal(detail.records[0]!.offset, null);
   assert.match(detail.records[0]!.error!, /^unreadable Produce response/);
+});
+
+test('the hot path\'s view of a Produce frame and the decoder\'s output capture the same', () => {
+  const frame = encodeRequest({ apiKey: API_KEY.Produce, apiVersion: VERSION, correlationId: 3, clientId: 'c', taggedFields: [] }, {
+    transactionalId: null, acks: -1, timeoutMs: 1000,
+    topicData: [{ name: 'payments', partitionData: [{ index: 0, records: batch([rec(0, 'a', 'k'), rec(1, 'b')], { compression: 'gzip' }) }, { index: 1, records: batch([rec(0, 'c')]) }] }],
+  });
+  const answer = response(['payments', 0, { baseOffset: 3n }], ['payments', 1, { baseOffset: 9n }]);
+  const fromView = captureProduce(readProduceRequest(frame), captureOf(digestRules)('produce'), {})!.complete(answer, VERSION)!;
+  const fromDecoded = captureProduce(produceRecordsOf(decodeRequest(frame).body as ProduceRequest), captureOf(digestRules)('produce'), {})!.complete(answer, VERSION)!;
+  assert.deepEqual(fromDecoded, fromView);
+  assert.deepEqual(fromView.records.map((r) => [r.partition, r.offset]), [[0, 3], [0, 4], [1, 9]]);
 });
