@@ -163,6 +163,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         plansFor: (principal, topic) => live.policy.rejects(principal, { kind: 'kafka', api: 'Produce', operation: 'produce', topic }),
         mayInspect: (principal) => live.policy.mayInspectKafka(principal),
       },
+      capture: {
+        plansFor: (principal, operation, topic) => live.policy.captures(principal, { kind: 'kafka', api: operation === 'produce' ? 'Produce' : 'Fetch', operation, topic }),
+        mayCapture: (principal) => live.policy.mayCaptureKafka(principal),
+        context: maskContext,
+      },
     });
     return { config: c, policy, credentials, classify, maskContext, identity, mtls, kafkaSettings };
   };

@@ -125,19 +125,27 @@ const ruleMatch = z.object({
 const strategy = z.string().refine((s) => { try { parseStrategy(s); return true; } catch { return false; } },
   'expected a mask strategy: redact, keep-first-N, keep-last-N, hash or null');
 
-const maskSpec = z.object({
-  fields: z.record(z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } },
-    'expected a JSON path such as $.card.number, $.items[*].email, $.data.* or $..email'), strategy)
+const jsonPathKey = z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } },
+  'expected a JSON path such as $.card.number, $.items[*].email, $.data.* or $..email');
+
+/** What masks one payload: shared by masking rules and by the `masked` payload of capture rules. */
+const maskPlanShape = {
+  fields: z.record(jsonPathKey, strategy)
     .optional().meta({ description: 'JSON path → strategy (redact, keep-first-N, keep-last-N, hash, null).' }),
   detectors: z.array(z.enum(DETECTOR_NAMES)).optional()
     .meta({ description: 'Detectors run over every string value (or the whole text when the body is not JSON).' }),
   detectorStrategy: strategy.default('redact').meta({ description: 'How detector findings are replaced.' }),
+};
+const hasFieldsOrDetectors = (m: { fields?: unknown; detectors?: unknown }) => m.fields !== undefined || m.detectors !== undefined;
+
+const maskSpec = z.object({
+  ...maskPlanShape,
   onUndecodable: z.enum(['pass', 'redact', 'fail', 'redact-record', 'fail-fetch']).default('redact')
     .transform((v) => (v === 'redact-record' ? 'redact' : v === 'fail-fetch' ? 'fail' : v))
     .meta({ description: 'A payload that should be JSON but is not: pass it (detectors still run over its text), replace it (`redact`; for Kafka also `redact-record`), or fail (`fail`; for Kafka also `fail-fetch`: the partition is answered with an error instead of data).' }),
   keys: z.boolean().default(false).meta({ description: 'Kafka: mask record keys too (as JSON or text, like values).' }),
   headers: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka: record headers whose values are masked too (as JSON or text).' }),
-}).strict().refine((m) => m.fields !== undefined || m.detectors !== undefined, 'expected `fields`, `detectors` or both');
+}).strict().refine(hasFieldsOrDetectors, 'expected `fields`, `detectors` or both');
 
 
 const rejectSpec = z.object({
@@ -151,6 +159,22 @@ const rejectSpec = z.object({
 }).strict().refine((r) => r.detectors !== undefined || r.fields !== undefined || r.headers !== undefined || r.maxRecordBytes !== undefined,
   'expected at least one of detectors, fields, headers, maxRecordBytes');
 
+export const CAPTURE_PAYLOADS = ['digest', 'masked'] as const;
+
+const captureSpec = z.object({
+  payload: z.enum(CAPTURE_PAYLOADS)
+    .meta({ description: '`digest`: per record its SHA-256 (hex) of the value (and key with `keys`), size, offset and timestamp; `masked`: the value (and key) itself as text after the capture\'s `mask` (base64 only for bytes that are not UTF-8 and that `mask.onUndecodable: pass` lets through). Several rules on one topic: `masked` wins.' }),
+  keys: z.boolean().default(false).meta({ description: 'Capture record keys too (a digest, or masked text). Several rules: keys are captured if any says so.' }),
+  maxRecords: z.number().int().positive().default(1000)
+    .meta({ description: 'Most records one audit record (one Produce or Fetch) holds; the rest are counted in `truncated`. A record is kept while the audit record holds fewer than the largest maxRecords of the rules capturing it.' }),
+  mask: z.object({
+    ...maskPlanShape,
+    onUndecodable: z.enum(['pass', 'redact']).default('redact')
+      .meta({ description: 'A value that is not JSON: `redact` captures `[REDACTED]`; `pass` captures its text with the detectors run over it (bytes that are not UTF-8 then as base64).' }),
+  }).strict().refine(hasFieldsOrDetectors, 'expected `fields`, `detectors` or both').optional()
+    .meta({ description: 'How a `masked` capture masks payloads (every record: produced ones and, on top of any masking rule, the ones served). Default: every detector, redacted. An audit record never holds payload bytes no mask has seen.' }),
+}).strict().refine((c) => c.mask === undefined || c.payload === 'masked', { path: ['mask'], message: 'expected `mask` only with `payload: masked` (a digest keeps no payload to mask)' });
+
 const rule = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
     .meta({ description: 'Appears in denials, metrics and audit records.' }),
@@ -162,12 +186,16 @@ const rule = z.object({
   effect: z.enum(['allow', 'deny']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny.' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
   reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
+  capture: captureSpec.optional().meta({ description: 'Kafka session capture: the audit record of each Produce and Fetch the match selects (by principal, topic and operation produce/consume) carries its records (`details.capture`) with their offsets: of a Produce, the records sent to the broker with the offsets it assigned; of a Fetch, the records as served to the client (after masking). Every matching capture rule applies. Control batches are not captured.' }),
   shadow: z.boolean().default(false)
     .meta({ description: 'Shadow mode: the rule is evaluated and its would-be outcome audited (`shadow` in the audit record), but it does not act: an access rule does not decide (the next rule does), a masking rule does not mask, a reject rule does not refuse. For tuning a rule on live traffic before enforcing it.' }),
 }).strict().superRefine((r, ctx) => {
-  const kinds = [r.effect, r.mask, r.reject].filter((k) => k !== undefined).length;
+  const kinds = [r.effect, r.mask, r.reject, r.capture].filter((k) => k !== undefined).length;
   if (kinds !== 1) {
-    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule) or `reject` (a publish inspection rule)' });
+    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule), `reject` (a publish inspection rule) or `capture` (a session capture rule)' });
+  }
+  if (r.capture !== undefined && r.match.http !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['match', 'http'], message: 'expected no `http` condition in a capture rule: capture applies to Kafka produce and consume' });
   }
   if (r.match.body !== undefined && r.effect !== 'deny') {
     ctx.addIssue({ code: 'custom', path: ['match', 'body'], message: 'expected `body` conditions only on a rule with `effect: deny` (a body can only add a reason to refuse)' });
@@ -275,6 +303,7 @@ export type Config = z.output<typeof configSchema>;
 export type RuleConfig = Config['rules'][number];
 export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
 export type RejectSpecConfig = NonNullable<RuleConfig['reject']>;
+export type CaptureSpecConfig = NonNullable<RuleConfig['capture']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type KafkaConfig = Config['kafka'];

@@ -19,7 +19,8 @@
  *    and version, or refused (connection closed). API versions outside what tollgate parses close the connection;
  *    ApiVersions responses are trimmed so well-behaved clients never send them.
  * 4. Broker addresses in responses are rewritten to the Envoy listener of each broker (`./routing/`).
- * 5. One audit record per request, written when its response leaves (or when it is answered or refused).
+ * 5. One audit record per request, written when its response leaves (or when it is answered or refused). Under
+ *    capture rules, a Produce's or Fetch's record carries its records with their offsets (`./capture/`).
  *
  * Responses reach the client in request order whatever their source (`ResponseSequencer`). Everything produced by an
  * asynchronous completion (a token verified) goes out through `deliver`; everything produced while handling input is
@@ -51,6 +52,10 @@ import { addRejections, emptyProduceResponse, inspectProduce, withoutRejected, t
 import type { RejectPlan } from '../policy/reject.ts';
 import type { ProduceRequest } from './protocol/generated/index.ts';
 import { summarizeProduceRequest, summarizeRequest, summarizeResponse } from './summary.ts';
+import { combineCaptures, type CapturePlan, type TopicCapture } from '../policy/capture.ts';
+import type { CaptureDetail } from './capture/collector.ts';
+import { FetchCapture } from './capture/fetch.ts';
+import { captureProduce, produceRecordsOf, type PendingProduceCapture, type ProduceRecords } from './capture/produce.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
 export type KafkaDirection = 'request' | 'response';
@@ -80,6 +85,16 @@ export interface KafkaInspection {
   plansFor(principal: Principal, topic: string): readonly RejectPlan[];
   /** False when no `reject` rule can apply to this principal: its Produce records are not read. */
   mayInspect(principal: Principal): boolean;
+}
+
+/** What the policy says about capturing a principal's records (src/policy/engine.ts `captures`, `mayCaptureKafka`). */
+export interface KafkaCapture {
+  /** The capture rules of `principal` producing to or consuming from `topic`, in config order. */
+  plansFor(principal: Principal, operation: 'produce' | 'consume', topic: string): readonly CapturePlan[];
+  /** False when no capture rule can apply to this principal: its records are not read for capture. */
+  mayCapture(principal: Principal): boolean;
+  /** For `masked` captures (the `hash` strategy's key). */
+  readonly context: MaskContext;
 }
 
 /** Why the connection must be closed: what the audit record and the warning log say. */
@@ -123,6 +138,8 @@ export interface KafkaConnectionOptions {
   readonly masking?: KafkaMasking;
   /** Publish inspection of Produce requests; absent: records are not inspected. */
   readonly inspection?: KafkaInspection;
+  /** Session capture of produced and fetched records into the audit records; absent: nothing is captured. */
+  readonly capture?: KafkaCapture;
   readonly audit: AuditSink;
   /** Envoy's connection facts (source address, connection id) for audit records. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -174,6 +191,18 @@ type UpstreamState =
   | { readonly kind: 'authenticating' }
   | { readonly kind: 'ready'; readonly reauthAt: number | undefined };
 
+/** What an audit record of a request may add to the request and its response. */
+interface AuditExtras {
+  readonly masking?: FetchMaskingResult;
+  readonly rejections?: readonly Rejection[];
+  readonly capture?: CaptureDetail;
+  /** Capture failed (an internal error): said in the record rather than left out silently. */
+  readonly captureError?: string;
+}
+
+/** The capture of one topic and operation, combined once per principal; null: no capture rule applies. */
+type CaptureCache = { readonly principal: Principal; readonly byTopic: Map<string, TopicCapture | null> };
+
 /** A request as the client sent it, with its decoding or its hot-path reading when it has one (for the audit summary). */
 interface ClientRequest {
   readonly frame: Buffer;
@@ -203,6 +232,8 @@ export class KafkaConnection {
   #nextInternalCorrelationId = -1;
   /** Masking plans by topic, for the principal they were made for. */
   #maskPlans: { readonly principal: Principal; readonly byTopic: Map<string, readonly NamedMaskPlan[]> } | undefined;
+  /** Combined capture rules by operation and topic, for the principal they were made for. */
+  #capturePlans: CaptureCache | undefined;
   /** An ApiVersions went to the broker before tollgate authenticated there. */
   #upstreamSawApiVersions = false;
   #toBroker: Buffer[] = [];
@@ -532,7 +563,7 @@ export class KafkaConnection {
     const remaining = withoutRejected(body, rejections);
     if (remaining.topicData.length === 0) {
       this.#answer(header, complete(emptyProduceResponse(header.correlationId, header.apiVersion)));
-      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, undefined, rejections);
+      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, { rejections });
       return;
     }
     this.#forward(encodeRequest(request.header, remaining), header, complete, decisions, original, rejections);
@@ -548,20 +579,24 @@ export class KafkaConnection {
     const outcome = original.frame === frame ? 'forwarded' : 'split';
     this.#toBroker.push(frame);
     this.#options.onFrame?.('request', header.apiKey);
+    const produced = header.apiKey === API_KEY.Produce ? this.#produceCapture(frame, original) : undefined;
     // acks from the client's own frame: `header` describes it, not a re-encoded split (whose header bytes may differ).
     if (header.apiKey === API_KEY.Produce && readProduceAcks(original.frame, header) === 0) {
-      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, undefined, rejections);
+      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, { ...(rejections !== undefined && { rejections }), ...completeCapture(produced, undefined, header.apiVersion) });
       return;
     }
     const sentAt = this.#now();
-    const mask = header.apiKey === API_KEY.Fetch ? this.#fetchMasker() : undefined;
+    const fetch = header.apiKey === API_KEY.Fetch ? this.#fetchProcessor() : undefined;
     this.#sequencer.forwarded(request, (response) => {
       let out = transform === undefined ? response : transform(response);
-      let masking: FetchMaskingResult | undefined;
-      if (mask !== undefined) {
-        masking = mask(out, header.apiVersion);
-        out = masking.frame;
+      let extras: AuditExtras = rejections === undefined ? {} : { rejections };
+      if (fetch !== undefined) {
+        const processed = fetch(out, header.apiVersion);
+        out = processed.masking.frame;
+        extras = { ...extras, masking: processed.masking, ...processed.capture };
       }
+      // The broker's own answer: offsets of the partitions it wrote (the client's may add refusals it never saw).
+      if (produced !== undefined) extras = { ...extras, ...completeCapture(produced, response, header.apiVersion) };
       if (carriesBrokerEndpoints(header.apiKey, header.apiVersion)) {
         const rewritten = rewriteBrokerEndpoints(out, header.apiKey, header.apiVersion, this.#options.routes);
         if (rewritten.kind === 'unknown_broker') {
@@ -573,32 +608,87 @@ export class KafkaConnection {
         }
         if (rewritten.kind === 'rewritten') out = rewritten.frame;
       }
-      this.#auditRequest(header, original, decisions, rejections === undefined ? outcome : 'split', response, this.#now() - sentAt, masking, rejections);
+      this.#auditRequest(header, original, decisions, rejections === undefined ? outcome : 'split', response, this.#now() - sentAt, extras);
       this.#options.onFrame?.('response', header.apiKey);
       return out;
     });
   }
 
   /**
-   * The masking step for this connection's Fetch responses, or undefined when no rule can apply to the principal.
-   * Plans are looked up once per topic per session (a re-authentication may change the groups: the cache goes with
-   * the principal it was made for).
+   * The masking and capture step for this connection's Fetch responses, or undefined when no masking or capture rule
+   * can apply to the principal (the response is then not even decoded). Plans are looked up once per topic per
+   * session (a re-authentication may change the groups: the caches go with the principal they were made for).
    */
-  #fetchMasker(): ((frame: Buffer, apiVersion: number) => FetchMaskingResult) | undefined {
+  #fetchProcessor(): ((frame: Buffer, apiVersion: number) => { masking: FetchMaskingResult; capture: Pick<AuditExtras, 'capture' | 'captureError'> }) | undefined {
     const masking = this.#options.masking;
     const principal = this.principal;
-    if (masking === undefined || principal === undefined || !masking.mayMask(principal)) return undefined;
-    if (this.#maskPlans?.principal !== principal) this.#maskPlans = { principal, byTopic: new Map() };
-    const byTopic = this.#maskPlans.byTopic;
-    const plansFor = (topic: string): readonly NamedMaskPlan[] => {
-      let plans = byTopic.get(topic);
-      if (plans === undefined) {
-        plans = masking.plansFor(principal, topic);
-        byTopic.set(topic, plans);
-      }
-      return plans;
+    if (principal === undefined) return undefined;
+    const masks = masking !== undefined && masking.mayMask(principal);
+    const captureFor = this.#captureLookup(principal, 'consume');
+    if (!masks && captureFor === undefined) return undefined;
+    let plansFor = (_topic: string): readonly NamedMaskPlan[] => [];
+    if (masks) {
+      if (this.#maskPlans?.principal !== principal) this.#maskPlans = { principal, byTopic: new Map() };
+      const byTopic = this.#maskPlans.byTopic;
+      plansFor = (topic) => {
+        let plans = byTopic.get(topic);
+        if (plans === undefined) {
+          plans = masking.plansFor(principal, topic);
+          byTopic.set(topic, plans);
+        }
+        return plans;
+      };
+    }
+    const maskContext = masking?.context ?? {};
+    const captureContext = this.#options.capture?.context ?? {};
+    return (frame, apiVersion) => {
+      const capture = captureFor === undefined ? undefined : new FetchCapture(captureFor, captureContext);
+      const result = maskFetchResponse(frame, apiVersion, plansFor, maskContext, capture);
+      return { masking: result, capture: capture === undefined ? {} : detailOrEmpty(() => capture.detail()) };
     };
-    return (frame, apiVersion) => maskFetchResponse(frame, apiVersion, plansFor, masking.context);
+  }
+
+  /**
+   * `operation` capture of `principal`'s records by topic (rules combined once per topic), or undefined when no
+   * capture rule can apply to the principal at all.
+   */
+  #captureLookup(principal: Principal, operation: 'produce' | 'consume'): ((topic: string) => TopicCapture | undefined) | undefined {
+    const capture = this.#options.capture;
+    if (capture === undefined || !capture.mayCapture(principal)) return undefined;
+    if (this.#capturePlans?.principal !== principal) this.#capturePlans = { principal, byTopic: new Map() };
+    const byTopic = this.#capturePlans.byTopic;
+    return (topic) => {
+      const key = `${operation}\0${topic}`;
+      let combined = byTopic.get(key);
+      if (combined === undefined) {
+        combined = combineCaptures(capture.plansFor(principal, operation, topic)) ?? null;
+        byTopic.set(key, combined);
+      }
+      return combined ?? undefined;
+    };
+  }
+
+  /**
+   * The capture of a Produce being forwarded (`frame`: the client's, or the allowed part of it), or undefined when
+   * no capture rule applies to its topics. Its records are read from views of the frame; what fails to be read is
+   * said in the audit record, never a reason to hold the request.
+   */
+  #produceCapture(frame: Buffer, original: ClientRequest): PendingProduceCapture | { readonly failed: string } | undefined {
+    const principal = this.principal;
+    if (principal === undefined) return undefined;
+    const captureFor = this.#captureLookup(principal, 'produce');
+    if (captureFor === undefined) return undefined;
+    try {
+      // The client's frame was read already (hot path view, or the decoder's output); a rewritten one is tollgate's own.
+      let request: ProduceRecords;
+      if (frame === original.frame && original.produce !== undefined) request = original.produce;
+      else if (frame === original.frame && original.decoded !== undefined) request = produceRecordsOf(original.decoded.body as ProduceRequest);
+      else request = readProduceRequest(frame);
+      return captureProduce(request, captureFor, this.#options.capture!.context);
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'session capture of a Produce failed');
+      return { failed: error instanceof Error ? error.message : String(error) };
+    }
   }
 
   #answer(header: RequestHeader, response: Buffer): void {
@@ -864,9 +954,9 @@ export class KafkaConnection {
     outcome: 'forwarded' | 'split' | 'denied',
     response: Buffer | undefined,
     latencyMs: number | undefined,
-    masking?: FetchMaskingResult,
-    rejections?: readonly Rejection[],
+    extras: AuditExtras = {},
   ): void {
+    const { masking, rejections, capture, captureError } = extras;
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
     const decisive = denied ?? decisions[0];
@@ -894,6 +984,8 @@ export class KafkaConnection {
             ...(masking.droppedPartialBatches > 0 && { droppedPartialBatches: masking.droppedPartialBatches }),
           },
         }),
+        ...(capture !== undefined && { capture }),
+        ...(captureError !== undefined && { capture: { error: captureError } }),
       },
     };
     this.#options.audit.write(record);
@@ -922,6 +1014,23 @@ function decisionDetails(decisions: readonly ResourceDecision[]): Array<Record<s
     effect: decision.effect,
     rule: decision.rule,
   }));
+}
+
+/** A Produce's capture detail once its answer is known (`response` undefined: acks=0). */
+function completeCapture(produced: PendingProduceCapture | { readonly failed: string } | undefined, response: Buffer | undefined, apiVersion: number): Pick<AuditExtras, 'capture' | 'captureError'> {
+  if (produced === undefined) return {};
+  if ('failed' in produced) return { captureError: produced.failed };
+  return detailOrEmpty(() => produced.complete(response, apiVersion));
+}
+
+/** A capture is for the record only: one that cannot be made is said in the record, and the traffic goes on. */
+function detailOrEmpty(make: () => CaptureDetail | undefined): Pick<AuditExtras, 'capture' | 'captureError'> {
+  try {
+    const capture = make();
+    return capture === undefined ? {} : { capture };
+  } catch (error) {
+    return { captureError: error instanceof Error ? error.message : String(error) };
+  }
 }
 
 /** Summaries are for the record only: one that cannot be made must not fail the request. */

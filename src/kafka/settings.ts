@@ -11,7 +11,7 @@ import type { Principal } from '../core/principal.ts';
 import { BrokerRoutes } from './routing/index.ts';
 import { memoizedScramKeys } from './sasl/scram.ts';
 import type { KafkaConnectionSettings } from './service.ts';
-import type { KafkaInspection, KafkaMasking } from './connection.ts';
+import type { KafkaCapture, KafkaInspection, KafkaMasking } from './connection.ts';
 
 export interface KafkaSettingsInput {
   readonly authenticate: (token: string) => Promise<Principal>;
@@ -20,6 +20,8 @@ export interface KafkaSettingsInput {
   readonly masking?: KafkaMasking;
   /** Publish inspection of produced records; absent: records are not inspected. */
   readonly inspection?: KafkaInspection;
+  /** Session capture of produced and fetched records; absent: nothing is captured. */
+  readonly capture?: KafkaCapture;
 }
 
 export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput): KafkaConnectionSettings {
@@ -32,6 +34,7 @@ export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput
     decide: input.decide,
     ...(input.masking !== undefined && { masking: input.masking }),
     ...(input.inspection !== undefined && { inspection: input.inspection }),
+    ...(input.capture !== undefined && { capture: input.capture }),
     routes: new BrokerRoutes(config.brokers.map(({ nodeId, advertise }) => {
       const at = advertise.lastIndexOf(':');
       return { nodeId, host: advertise.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(advertise.slice(at + 1)) };

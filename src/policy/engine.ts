@@ -13,6 +13,7 @@ import { compileMaskPlan } from '../masking/mask.ts';
 import type { RuleMaskPlan } from '../masking/units.ts';
 import { compileRejectPlan, type RejectPlan } from './reject.ts';
 import { compileFieldConditions, firstHolding, type FieldCondition } from './conditions.ts';
+import { compileCapturePlan, type CapturePlan } from './capture.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -72,6 +73,10 @@ export interface PolicyEngine {
   mayInspectKafka(principal: Principal): boolean;
   /** False when no masking rule can apply to this principal's Kafka traffic: its Fetch responses need no look. */
   mayMaskKafka(principal: Principal): boolean;
+  /** The session capture rules that apply, in config order (all of them apply: `combineCaptures`). */
+  captures(principal: Principal, action: Action): readonly CapturePlan[];
+  /** False when no capture rule can apply to this principal's Kafka traffic: its records are not read for capture. */
+  mayCaptureKafka(principal: Principal): boolean;
   readonly ruleNames: readonly string[];
 }
 
@@ -191,6 +196,7 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
   const masking: Array<MaskRule & { readonly shadow: boolean }> = [];
   const inspecting: Array<{ readonly applies: Condition; readonly shadow: boolean; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
+  const capturing: Array<{ readonly applies: Condition; readonly plan: CapturePlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
     const applies = compileCondition(rule);
     if (rule.effect !== undefined) {
@@ -202,6 +208,8 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
       });
     } else if (rule.reject !== undefined) {
       inspecting.push({ applies, shadow: rule.shadow, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
+    } else if (rule.capture !== undefined) {
+      capturing.push({ applies, plan: compileCapturePlan(rule.name, rule.capture), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.mask !== undefined) {
       const { onUndecodable, keys, headers, ...spec } = rule.mask;
       masking.push({
@@ -261,6 +269,14 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
     },
     mayMaskKafka(principal) {
       return masking.some((r) => !r.shadow && r.mayApplyToKafka(principal));
+    },
+    captures(principal, action) {
+      const out: CapturePlan[] = [];
+      for (const r of capturing) if (r.applies(principal, action)) out.push(r.plan);
+      return out;
+    },
+    mayCaptureKafka(principal) {
+      return capturing.some((r) => r.mayApplyToKafka(principal));
     },
   };
 }

@@ -13,6 +13,9 @@
  *
  * A changed batch is re-encoded with its own compression codec; the record batch encoder recomputes lengths and the
  * CRC-32C, so clients that check CRCs (kafkajs, Java with check.crcs=true) accept it.
+ *
+ * The same pass shows the records as served to an observer (session capture, src/kafka/capture/fetch.ts), so a
+ * masked batch is decompressed once for both; a topic only observed is decoded for the observer, never re-encoded.
  */
 import type { NamedMaskPlan } from '../../policy/engine.ts';
 import type { MaskContext } from '../../masking/strategies.ts';
@@ -21,7 +24,7 @@ import { MaskingFailure, maskJsonUnit, type MaskTally } from '../../masking/unit
 import { API_KEY } from '../protocol/api-keys.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
-import { decodeBatch, encodeBatch, readBatchHeader, splitBatches, type KafkaRecord, type RecordHeader } from '../protocol/records/index.ts';
+import { decodeBatch, encodeBatch, readBatchHeader, RecordError, splitBatches, type BatchHeader, type KafkaRecord, type RecordHeader } from '../protocol/records/index.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8');
@@ -36,6 +39,23 @@ export interface FetchMaskingResult {
   /** Partial trailing batches dropped. */
   readonly droppedPartialBatches: number;
   readonly tally: Readonly<MaskTally>;
+}
+
+/** Sees the data records of a Fetch response as they are served: after masking; control batches left out. */
+export interface FetchRecordsObserver {
+  /** The observer of one topic's records; undefined: not wanted (a topic without masking rules is then not decoded). */
+  topic(name: string): FetchTopicObserver | undefined;
+}
+
+export interface FetchTopicObserver {
+  /** False when more records would only be counted: batches of topics without masking are then not decompressed. */
+  wantsRecords(): boolean;
+  /** One whole batch of a partition, as served. Only for partitions served as data (a failed one shows nothing). */
+  batch(partition: number, header: BatchHeader, records: readonly KafkaRecord[]): void;
+  /** `count` records of a batch served but not read (`wantsRecords` said no). */
+  skipped(partition: number, count: number): void;
+  /** A partition whose served records could not be read. */
+  unreadable(partition: number, reason: string): void;
 }
 
 /**
@@ -99,13 +119,15 @@ function maskRecord(record: KafkaRecord, plans: TopicPlans, ctx: MaskContext, ta
 
 /**
  * Masks a Fetch response frame (size prefix included) of `apiVersion`. `plansFor(topic)` gives the masking rules of
- * the principal for that topic (empty: the topic passes untouched, not even decoded past its place in the frame).
+ * the principal for that topic (empty: the topic passes untouched, not even decoded past its place in the frame,
+ * unless `observer` wants its records). `observer` sees every served data batch of the topics it wants.
  */
 export function maskFetchResponse(
   frame: Buffer,
   apiVersion: number,
   plansFor: (topic: string) => readonly NamedMaskPlan[],
   ctx: MaskContext,
+  observer?: FetchRecordsObserver,
 ): FetchMaskingResult {
   const response = decodeResponse(frame, API_KEY.Fetch, apiVersion);
   const tally: MaskTally = {};
@@ -115,7 +137,11 @@ export function maskFetchResponse(
   let changed = false;
   for (const topic of response.body.responses) {
     const rules = plansFor(topic.topic);
-    if (rules.length === 0) continue;
+    const watch = observer?.topic(topic.topic);
+    if (rules.length === 0) {
+      if (watch !== undefined) for (const partition of topic.partitions) observePartition(partition.partitionIndex, partition.records, watch);
+      continue;
+    }
     const plans = topicPlans(rules);
     for (const partition of topic.partitions) {
       const records = partition.records;
@@ -129,6 +155,8 @@ export function maskFetchResponse(
       try {
         const { batches, partial } = splitBatches(records);
         const out: Buffer[] = [];
+        // Shown to the observer once the whole partition is served as data (a later batch may still fail it).
+        const served: Array<readonly [BatchHeader, readonly KafkaRecord[]]> = [];
         let partitionChanged = false;
         for (const batch of batches) {
           const header = readBatchHeader(batch);
@@ -147,6 +175,7 @@ export function maskFetchResponse(
             }
             return next;
           });
+          if (watch !== undefined) served.push([decoded.header, masked]);
           if (batchChanged) {
             out.push(encodeBatch(decoded.header, masked));
             partitionChanged = true;
@@ -160,6 +189,7 @@ export function maskFetchResponse(
           partition.records = Buffer.concat(out);
           changed = true;
         }
+        if (watch !== undefined) for (const [batchHeader, batchRecords] of served) watch.batch(partition.partitionIndex, batchHeader, batchRecords);
       } catch (error) {
         if (error instanceof MaskingFailure) fail(error.message);
         else if (error instanceof Error && error.name === 'RecordError') fail(`unreadable record batch: ${error.message}`);
@@ -174,4 +204,21 @@ export function maskFetchResponse(
     droppedPartialBatches,
     tally,
   };
+}
+
+/** Shows the observer the records of a partition served untouched: decoded only while it wants records. */
+function observePartition(partition: number, records: Buffer | null, watch: FetchTopicObserver): void {
+  if (records === null || records.length === 0) return;
+  try {
+    // A trailing partial batch is served as bytes but is no record to the client: it fetches it again, whole.
+    for (const batch of splitBatches(records).batches) {
+      const header = readBatchHeader(batch);
+      if (header.isControl) continue;
+      if (watch.wantsRecords()) watch.batch(partition, header, decodeBatch(batch).records);
+      else watch.skipped(partition, header.recordCount);
+    }
+  } catch (error) {
+    if (!(error instanceof RecordError)) throw error;
+    watch.unreadable(partition, `unreadable record batch: ${error.message}`);
+  }
 }
