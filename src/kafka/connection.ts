@@ -195,6 +195,8 @@ type UpstreamState =
 interface AuditExtras {
   readonly masking?: FetchMaskingResult;
   readonly rejections?: readonly Rejection[];
+  /** What shadow `reject` rules would have refused (nothing was). */
+  readonly shadowRejected?: readonly Rejection[];
   readonly capture?: CaptureDetail;
   /** Capture failed (an internal error): said in the record rather than left out silently. */
   readonly captureError?: string;
@@ -550,9 +552,11 @@ export class KafkaConnection {
     }
     const request = frame === original.frame && original.decoded !== undefined ? original.decoded : decodeRequest(frame);
     const body = request.body as ProduceRequest;
-    const rejections = inspectProduce(body, (topic) => inspection.plansFor(principal, topic));
+    const found = inspectProduce(body, (topic) => inspection.plansFor(principal, topic));
+    const rejections = found.filter((r) => r.shadow !== true);
+    const shadow = found.filter((r) => r.shadow === true);
     if (rejections.length === 0) {
-      this.#forward(frame, header, transform, decisions, original);
+      this.#forward(frame, header, transform, decisions, original, undefined, shadow);
       return;
     }
     const details = { ...this.#requestDetails(header), rejected: rejections };
@@ -563,10 +567,10 @@ export class KafkaConnection {
     const remaining = withoutRejected(body, rejections);
     if (remaining.topicData.length === 0) {
       this.#answer(header, complete(emptyProduceResponse(header.correlationId, header.apiVersion)));
-      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, { rejections });
+      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, { rejections, shadowRejected: shadow });
       return;
     }
-    this.#forward(encodeRequest(request.header, remaining), header, complete, decisions, original, rejections);
+    this.#forward(encodeRequest(request.header, remaining), header, complete, decisions, original, rejections, shadow);
   }
 
   /**
@@ -574,7 +578,7 @@ export class KafkaConnection {
    * audited. Produce with acks=0 has no response: audited at once. `original` is the client's frame when `frame`
    * is a rewritten one (a split): the audit summarises what the client asked.
    */
-  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest = { frame }, rejections?: readonly Rejection[]): void {
+  #forward(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest = { frame }, rejections?: readonly Rejection[], shadowRejected: readonly Rejection[] = []): void {
     const request: PendingRequest = { apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId };
     const outcome = original.frame === frame ? 'forwarded' : 'split';
     this.#toBroker.push(frame);
@@ -582,14 +586,14 @@ export class KafkaConnection {
     const produced = header.apiKey === API_KEY.Produce ? this.#produceCapture(frame, original) : undefined;
     // acks from the client's own frame: `header` describes it, not a re-encoded split (whose header bytes may differ).
     if (header.apiKey === API_KEY.Produce && readProduceAcks(original.frame, header) === 0) {
-      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, { ...(rejections !== undefined && { rejections }), ...completeCapture(produced, undefined, header.apiVersion) });
+      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, { ...(rejections !== undefined && { rejections }), shadowRejected, ...completeCapture(produced, undefined, header.apiVersion) });
       return;
     }
     const sentAt = this.#now();
     const fetch = header.apiKey === API_KEY.Fetch ? this.#fetchProcessor() : undefined;
     this.#sequencer.forwarded(request, (response) => {
       let out = transform === undefined ? response : transform(response);
-      let extras: AuditExtras = rejections === undefined ? {} : { rejections };
+      let extras: AuditExtras = { ...(rejections !== undefined && { rejections }), shadowRejected };
       if (fetch !== undefined) {
         const processed = fetch(out, header.apiVersion);
         out = processed.masking.frame;
@@ -956,7 +960,7 @@ export class KafkaConnection {
     latencyMs: number | undefined,
     extras: AuditExtras = {},
   ): void {
-    const { masking, rejections, capture, captureError } = extras;
+    const { masking, rejections, shadowRejected, capture, captureError } = extras;
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
     const decisive = denied ?? decisions[0];
@@ -971,6 +975,7 @@ export class KafkaConnection {
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
       details: {
         ...(rejections !== undefined && rejections.length > 0 && { rejected: rejections }),
+        ...(shadowRejected !== undefined && shadowRejected.length > 0 && { shadowRejected }),
         ...this.#requestDetails(header),
         ...safeSummary(() => (original.produce !== undefined ? summarizeProduceRequest(original.produce) : summarizeRequest(original.frame, original.decoded))),
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
@@ -1013,6 +1018,7 @@ function decisionDetails(decisions: readonly ResourceDecision[]): Array<Record<s
     ...(action.transactionalId !== undefined && { transactionalId: action.transactionalId }),
     effect: decision.effect,
     rule: decision.rule,
+    ...(decision.shadow !== undefined && { shadow: decision.shadow }),
   }));
 }
 

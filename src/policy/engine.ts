@@ -67,7 +67,7 @@ export interface PolicyEngine {
   masks(principal: Principal, action: Action): readonly NamedMaskPlan[];
   /** Shadow-mode masking rules that would apply: named in audit records, they mask nothing. */
   shadowMasks(principal: Principal, action: Action): readonly string[];
-  /** The publish inspection (`reject`) rules that apply, in config order. */
+  /** The publish inspection (`reject`) rules that apply, in config order; shadow ones say so (`plan.shadow`). */
   rejects(principal: Principal, action: Action): readonly RejectPlan[];
   /** False when no `reject` rule can apply to this principal's Kafka traffic: its records need no reading. */
   mayInspectKafka(principal: Principal): boolean;
@@ -195,7 +195,7 @@ function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boo
 export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
   const masking: Array<MaskRule & { readonly shadow: boolean }> = [];
-  const inspecting: Array<{ readonly applies: Condition; readonly shadow: boolean; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
+  const inspecting: Array<{ readonly applies: Condition; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   const capturing: Array<{ readonly applies: Condition; readonly plan: CapturePlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
     const applies = compileCondition(rule);
@@ -207,7 +207,7 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
         body: rule.match.body === undefined ? undefined : compileFieldConditions(rule.match.body),
       });
     } else if (rule.reject !== undefined) {
-      inspecting.push({ applies, shadow: rule.shadow, plan: compileRejectPlan(rule.name, rule.reject), mayApplyToKafka: principalMayMatchKafka(rule) });
+      inspecting.push({ applies, plan: compileRejectPlan(rule.name, rule.reject, rule.shadow), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.capture !== undefined) {
       capturing.push({ applies, plan: compileCapturePlan(rule.name, rule.capture), mayApplyToKafka: principalMayMatchKafka(rule) });
     } else if (rule.mask !== undefined) {
@@ -261,11 +261,11 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
     },
     rejects(principal, action) {
       const out: RejectPlan[] = [];
-      for (const r of inspecting) if (!r.shadow && r.applies(principal, action)) out.push(r.plan);
+      for (const r of inspecting) if (r.applies(principal, action)) out.push(r.plan);
       return out;
     },
     mayInspectKafka(principal) {
-      return inspecting.some((r) => !r.shadow && r.mayApplyToKafka(principal));
+      return inspecting.some((r) => r.mayApplyToKafka(principal));
     },
     mayMaskKafka(principal) {
       return masking.some((r) => !r.shadow && r.mayApplyToKafka(principal));

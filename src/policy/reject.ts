@@ -17,15 +17,18 @@ export interface InspectedRecord {
 
 export interface RejectPlan {
   readonly rule: string;
+  /** Shadow mode: what it would refuse is audited; nothing is refused. */
+  readonly shadow: boolean;
   readonly detectors: readonly DetectorName[];
   readonly fields: readonly FieldCondition[];
   readonly headers: ReadonlyArray<{ readonly name: string; readonly condition: Condition }>;
   readonly maxRecordBytes: number | undefined;
 }
 
-export function compileRejectPlan(rule: string, spec: RejectSpecConfig): RejectPlan {
+export function compileRejectPlan(rule: string, spec: RejectSpecConfig, shadow = false): RejectPlan {
   return {
     rule,
+    shadow,
     detectors: [...(spec.detectors ?? [])],
     fields: compileFieldConditions(spec.fields ?? {}),
     headers: Object.entries(spec.headers ?? {}).map(([name, c]) => ({ name, condition: compileCondition(c) })),
@@ -60,8 +63,18 @@ function recordBytes(record: InspectedRecord): number {
 /**
  * The first reason one of `plans` refuses `record`, naming the rule and what matched (never the matched value:
  * the reason goes back to the producer and into the audit record). Undefined when every plan lets it through.
+ * Shadow plans never refuse: `shadowRejectReason` asks them.
  */
 export function rejectReason(record: InspectedRecord, plans: readonly RejectPlan[]): string | undefined {
+  return firstReason(record, plans, false);
+}
+
+/** What the shadow plans among `plans` would refuse `record` for (audited, never enforced). */
+export function shadowRejectReason(record: InspectedRecord, plans: readonly RejectPlan[]): string | undefined {
+  return firstReason(record, plans, true);
+}
+
+function firstReason(record: InspectedRecord, plans: readonly RejectPlan[], shadow: boolean): string | undefined {
   let parsed: { readonly ok: true; readonly doc: unknown } | { readonly ok: false } | undefined;
   const value = text(record.value);
   const json = () => {
@@ -75,6 +88,7 @@ export function rejectReason(record: InspectedRecord, plans: readonly RejectPlan
     return parsed;
   };
   for (const plan of plans) {
+    if (plan.shadow !== shadow) continue;
     if (plan.maxRecordBytes !== undefined) {
       const size = recordBytes(record);
       if (size > plan.maxRecordBytes) return `rule ${plan.rule}: a record of ${size} bytes exceeds ${plan.maxRecordBytes}`;

@@ -6,7 +6,7 @@
  * errors and an error message) or POLICY_VIOLATION before v8. Other partitions go to the broker as usual, as the
  * broker itself treats a partition with an invalid record.
  */
-import { rejectReason, type RejectPlan } from '../../policy/reject.ts';
+import { rejectReason, shadowRejectReason, type RejectPlan } from '../../policy/reject.ts';
 import { API_KEY } from '../protocol/api-keys.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
@@ -23,14 +23,21 @@ export interface Rejection {
   /** The batch of the partition's records that holds the first refused record. */
   readonly batchIndex: number;
   readonly reason: string;
+  /** Found by a shadow rule: audited, not refused. */
+  readonly shadow?: true;
 }
 
-/** The partitions of `body` that `plansFor(topic)` refuses, with why. Unreadable record bytes are refused too. */
+/**
+ * The partitions of `body` that `plansFor(topic)` refuses, with why. Unreadable record bytes are refused too.
+ * Shadow rules' findings come back flagged `shadow` (one per partition, when no enforcing rule refuses it).
+ */
 export function inspectProduce(body: ProduceRequest, plansFor: (topic: string) => readonly RejectPlan[]): Rejection[] {
   const rejections: Rejection[] = [];
   for (const topic of body.topicData) {
     const plans = plansFor(topic.name);
     if (plans.length === 0) continue;
+    const enforcing = plans.some((p) => !p.shadow);
+    const shadowing = plans.some((p) => p.shadow);
     for (const partition of topic.partitionData) {
       if (partition.records === null || partition.records.length === 0) continue;
       const reject = (batchIndex: number, reason: string) => rejections.push({ topic: topic.name, partition: partition.index, batchIndex, reason });
@@ -41,18 +48,24 @@ export function inspectProduce(body: ProduceRequest, plansFor: (topic: string) =
           continue;
         }
         let refused = false;
+        let shadowed: Rejection | undefined;
         for (let b = 0; b < batches.length && !refused; b++) {
           const batch = decodeBatch(batches[b]!);
           if (batch.header.isControl) continue;
           for (const record of batch.records) {
-            const reason = rejectReason(record, plans);
+            const reason = enforcing ? rejectReason(record, plans) : undefined;
             if (reason !== undefined) {
               reject(b, reason);
               refused = true;
               break;
             }
+            if (shadowed === undefined && shadowing) {
+              const would = shadowRejectReason(record, plans);
+              if (would !== undefined) shadowed = { topic: topic.name, partition: partition.index, batchIndex: b, reason: would, shadow: true };
+            }
           }
         }
+        if (!refused && shadowed !== undefined) rejections.push(shadowed);
       } catch (error) {
         if (!(error instanceof RecordError)) throw error;
         reject(0, `unreadable records: ${error.message}`);

@@ -69,3 +69,23 @@ test('mayInspectKafka: only principals some reject rule can apply to have their 
   assert.equal(scoped.mayInspectKafka(producer), false);
   assert.equal(scoped.mayInspectKafka({ ...producer, groups: ['interns'] }), true);
 });
+
+test('a shadow reject rule refuses nothing; what it would refuse comes back flagged, once per partition', () => {
+  const shadowPolicy = compilePolicy(configSchema.parse({
+    rules: [
+      { name: 'maybe-no-emails', match: { kafka: { topic: 'analytics' } }, reject: { detectors: ['email'] }, shadow: true },
+      { name: 'no-cards-into-analytics', match: { kafka: { topic: 'analytics' } }, reject: { detectors: ['card'] } },
+    ],
+  }).rules);
+  const plans = (topic: string) => shadowPolicy.rejects(producer, { kind: 'kafka', api: 'Produce', operation: 'produce', topic });
+  const body = request([
+    ['analytics', 0, batch(rec('{"who":"ada@example.com"}'), rec('{"who":"alan@example.org"}'))],
+    ['analytics', 1, batch(rec('{"who":"ada@example.com","pay":"4111 1111 1111 1111"}'))],
+  ]);
+  assert.deepEqual(inspectProduce(body, plans), [
+    { topic: 'analytics', partition: 0, batchIndex: 0, reason: 'rule maybe-no-emails: the record carries a email value', shadow: true },
+    { topic: 'analytics', partition: 1, batchIndex: 0, reason: 'rule no-cards-into-analytics: the record carries a card value' },
+  ]);
+  assert.equal(withoutRejected(body, inspectProduce(body, plans).filter((r) => r.shadow !== true)).topicData[0]!.partitionData.length, 1,
+    'only the enforced refusal takes a partition out');
+});
