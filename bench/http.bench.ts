@@ -32,7 +32,9 @@
  *
  *   node bench/http.bench.ts [--rounds 2] [--duration 8] [--warmup 3] [--connections 16] [--tokens 30000]
  *        [--bulk-mib 16] [--bulk-seconds 6] [--record-size 512] [--variants a,b,b2,c,d,e] [--skip-masking]
- *        [--time-limit 900]
+ *        [--time-limit 900] [--cpu-prof]
+ *
+ * --cpu-prof writes a V8 CPU profile of the tollgate process (node --cpu-prof) into the run's log folder when it stops.
  *
  * The default run takes about 4 minutes on 2 cores. Each figure is the median over `--rounds`; each round starts
  * with another variant. Before the rounds every variant gets one `--warmup` run (unmeasured: JIT, JWKS, caches).
@@ -86,6 +88,7 @@ const { values } = parseArgs({
     'variants': { type: 'string', default: 'a,b,b2,c,d,e' },
     'skip-masking': { type: 'boolean', default: false },
     'time-limit': { type: 'string', default: '900' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 
@@ -104,6 +107,7 @@ const BULK_SECONDS = positiveInt('bulk-seconds', values['bulk-seconds'], 1, 120)
 const RECORD_SIZE = positiveInt('record-size', values['record-size'], 320, 64 * 1024);
 const SKIP_MASKING = values['skip-masking'] === true;
 const TIME_LIMIT_MS = positiveInt('time-limit', values['time-limit'], 30, 3600) * 1000;
+const CPU_PROF = values['cpu-prof'] === true;
 
 type VariantId = 'a' | 'b' | 'b2' | 'c' | 'd' | 'e';
 interface Variant {
@@ -289,7 +293,10 @@ try {
   const tollgate: ManagedProcess = await spawnManaged({
     name: 'tollgate',
     command: process.execPath,
-    args: [path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', tollgateConfigFile],
+    args: [
+      ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.join(workDir, 'tollgate-cpu-prof')] : []),
+      path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', tollgateConfigFile,
+    ],
     logFile: path.join(workDir, 'tollgate.log'),
   });
   stops.push(() => tollgate.stop(10_000));
@@ -619,6 +626,7 @@ if (!SKIP_MASKING && bodySizes.records > 0) {
 }
 console.log('');
 console.log(auditLine);
+if (CPU_PROF) console.log(`tollgate CPU profile: ${path.join(workDir, 'tollgate-cpu-prof')}`);
 console.log(`load average (1 min) of the machine: ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end, on ${os.cpus().length} cores`);
 console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s (limit ${TIME_LIMIT_MS / 1000} s); logs in ${workDir}`);
 if (problems.length > 0) {
