@@ -393,7 +393,7 @@ try {
       durationSeconds: seconds,
       timeoutSeconds: 10,
       workDir,
-      ...(rotation !== undefined ? { tokens: { file: tokensFile, count: TOKENS, offset: rotation.next } } : { headers: { authorization: `Bearer ${analyst}` } }),
+      ...(rotation !== undefined ? { tokens: { file: tokensFile, offset: rotation.next } } : { headers: { authorization: `Bearer ${analyst}` } }),
     });
     const after = pids.map(cpuMs);
     const perRequest = (i: number): number | undefined => (before[i] === undefined || after[i] === undefined || wrk.requests === 0 ? undefined : ((after[i]! - before[i]!) * 1000) / wrk.requests);

@@ -27,7 +27,7 @@ export interface WrkOptions {
   /** Sent with every request, e.g. `{authorization: 'Bearer …'}` (static mode). */
   readonly headers?: Readonly<Record<string, string>>;
   /** Token rotation: a file of tokens, one per line, and the position of the first one to send. */
-  readonly tokens?: { readonly file: string; readonly count: number; readonly offset: number };
+  readonly tokens?: { readonly file: string; readonly offset: number };
   /** Folder for the generated Lua script. */
   readonly workDir: string;
 }
