@@ -46,7 +46,7 @@ const defaultLog = (line: string): void => {
 };
 
 /** What a marker records; a component is done only if every field matches what this checkout wants. */
-type Marker = Record<string, string>;
+export type Marker = Record<string, string>;
 
 function markerPath(componentDir: string): string {
   return path.join(componentDir, PROVISIONED_MARKER);
@@ -60,7 +60,7 @@ function readMarker(componentDir: string): Marker | undefined {
   }
 }
 
-function markerMatches(componentDir: string, wanted: Marker): boolean {
+export function markerMatches(componentDir: string, wanted: Marker): boolean {
   const found = readMarker(componentDir);
   return found !== undefined && Object.entries(wanted).every(([key, value]) => found[key] === value);
 }
@@ -70,7 +70,7 @@ function markerMatches(componentDir: string, wanted: Marker): boolean {
  * If another process finished the same component meanwhile (rename fails because the folder exists), its result
  * is accepted when its marker matches.
  */
-async function buildAtomically(finalDir: string, wanted: Marker, build: (tmpDir: string) => Promise<void>): Promise<void> {
+export async function buildAtomically(finalDir: string, wanted: Marker, build: (tmpDir: string) => Promise<void>): Promise<void> {
   const parent = path.dirname(finalDir);
   await fs.promises.mkdir(parent, { recursive: true });
   const tmpDir = await fs.promises.mkdtemp(`${finalDir}.tmp-${process.pid}-`);
@@ -175,7 +175,7 @@ export async function ensureKafka(options: EnsureOptions = {}): Promise<EnsureRe
   return { status: 'provisioned', path: KAFKA_LIBS_DIR };
 }
 
-function seconds(since: number): string {
+export function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
 
