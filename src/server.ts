@@ -19,9 +19,7 @@ import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
 import { loadKafkaSettings } from './kafka/settings.ts';
 import { apiKeyName } from './kafka/protocol/api-keys.ts';
-import { Authenticator } from './identity/authenticator.ts';
-import type { OidcVerifierOptions } from './identity/oidc.ts';
-import { createMtlsIdentities } from './identity/mtls.ts';
+import { loadIdentities } from './identity/load.ts';
 import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
@@ -42,21 +40,6 @@ export interface RunningServer {
 export interface ServerOptions {
   readonly logger?: Logger;
   readonly audit?: AuditSink;
-}
-
-function oidcOptions(o: Config['identity']['oidc'][number]): OidcVerifierOptions {
-  return {
-    issuer: o.issuer,
-    audiences: [...o.audiences],
-    groupsClaim: o.groupsClaim,
-    subjectClaim: o.subjectClaim,
-    algorithms: [...o.algorithms],
-    clockToleranceSeconds: Math.round(o.clockTolerance / 1000),
-    ...(o.discoveryUrl ? { discoveryUrl: o.discoveryUrl } : {}),
-    jwksRefreshCooldownMs: o.jwksRefreshCooldown,
-    jwksMaxAgeMs: o.jwksMaxAge,
-    tokenCacheMax: o.tokenCacheSize,
-  };
 }
 
 /**
@@ -91,17 +74,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const audit = options.audit ?? createLogAuditSink(logger);
   const policy = compilePolicy(config.rules);
   const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
-  const identity = new Authenticator({
-    oidc: config.identity.oidc.map(oidcOptions),
+  const identities = loadIdentities(config.identity, {
     logger,
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
-
-  const mtlsConfig = config.identity.mtls;
-  const mtls = mtlsConfig === undefined ? undefined : createMtlsIdentities(mtlsConfig);
+  // Bearer tokens (OIDC and Kubernetes) serve both paths: HTTP through the caller precedence, Kafka OAUTHBEARER.
+  const identity = identities.bearer;
+  const mtls = identities.mtls;
 
   const authz = createAuthzHandler({
-    authenticate: (header) => identity.authenticateHeader(header),
+    authenticate: identities.authenticateCaller,
     mtls: () => mtls,
     policy: () => policy,
     credentials: () => credentials,
@@ -190,7 +172,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const checks = (): ReadinessCheck[] => [
     { name: 'grpc', check: () => ({ ok: true, detail: grpcAddress }) },
     ...identity.health().map((h): ReadinessCheck => ({
-      name: `oidc ${h.issuer}`,
+      name: `${h.issuer === identity.kubernetesIssuer ? 'kubernetes' : 'oidc'} ${h.issuer}`,
       check: () => {
         const now = identity.verifier(h.issuer)?.health() ?? h;
         return now.ready ? { ok: true, detail: `${now.kids.length} keys` } : { ok: false, detail: now.lastError ?? 'keys not loaded yet' };

@@ -11,6 +11,11 @@
  * - Verified tokens are cached (LRU keyed by the token's SHA-256) until the token's exp, never past it; failures
  *   are not cached. Concurrent verifications of the same token share one verification.
  *
+ * - For a Kubernetes cluster issuer (or a private IdP): keys from a fixed `jwksUri` instead of discovery, a CA bundle
+ *   of its own, and a bearer credential for the fetches, sent only to the origin the keys are configured at.
+ * - A `refine` hook turns the verified claims into the principal a caller wants (a service account, mapped groups);
+ *   what it returns is what is cached.
+ *
  * Start-up and retries: `start()` makes ONE attempt (discovery + first JWKS fetch) and rejects with
  * `discovery_failed` or `jwks_unavailable`; it does not retry — `Authenticator.start()` retries in the background
  * with backoff. Until a verifier is ready, `verify()` fails closed; it re-attempts start-up lazily, at most once per
