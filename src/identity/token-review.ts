@@ -15,6 +15,8 @@
  *   tollgate's credential, answers something that is not a TokenReview) is never cached: the request fails closed
  *   with `token_review_failed` and the next one asks again. Concurrent reviews of one token share one request.
  * - An expired token (by its unverified `exp`) is refused without asking: the answer could only be no.
+ * - At most `maxInFlight` reviews are pending at once; beyond that a token is refused without asking
+ *   (`token_review_failed`), so a flood of made-up JWTs cannot become a flood of requests to the API server.
  */
 import { createHash } from 'node:crypto';
 import https from 'node:https';
@@ -46,6 +48,8 @@ export interface TokenReviewerOptions {
   readonly cacheMax?: number;
   /** Per review; default 5000. */
   readonly timeoutMs?: number;
+  /** Reviews pending at once before further tokens are refused unasked; default 64. */
+  readonly maxInFlight?: number;
   /** Leeway for the exp pre-check, seconds; default 0. */
   readonly clockToleranceSeconds?: number;
   /** Runs on each authenticated principal before it is cached (group mappings); may throw IdentityError. */
@@ -102,6 +106,7 @@ export class TokenReviewer {
       negativeCacheTtlMs: Math.min(positive('negativeCacheTtlMs', options.negativeCacheTtlMs, 10_000, problem), cacheTtlMs),
       cacheMax: Math.floor(positive('cacheMax', options.cacheMax, 10_000, problem)),
       timeoutMs: positive('timeoutMs', options.timeoutMs, 5_000, problem),
+      maxInFlight: Math.floor(positive('maxInFlight', options.maxInFlight, 64, problem)),
       clockToleranceSeconds: options.clockToleranceSeconds ?? 0,
       refine: options.refine,
     };
@@ -137,6 +142,9 @@ export class TokenReviewer {
     }
     const inflight = this.#inflight.get(key);
     if (inflight) return inflight;
+    if (this.#inflight.size >= this.#options.maxInFlight) {
+      return Promise.reject(this.#failed(`expected at most ${this.#options.maxInFlight} TokenReviews pending, found that many: refused without asking`));
+    }
     const pending = this.#review(token, claims, key).finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, pending);
     return pending;

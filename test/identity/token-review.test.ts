@@ -203,6 +203,18 @@ describe('TokenReviewer', () => {
     api.behaviour = 'answer';
   });
 
+  test('beyond maxInFlight pending reviews, further tokens are refused without asking', async () => {
+    reset();
+    api.behaviour = 'hang';
+    const r = reviewer({ maxInFlight: 1, timeoutMs: 300 });
+    const first = r.review(ORDERS, claimsOf(ORDERS));
+    await refused(r.review(UNKNOWN, claimsOf(UNKNOWN)), 'token_review_failed', /at most 1 TokenReviews pending/);
+    await refused(first, 'token_review_failed', /no response within 300 ms/);
+    assert.equal(api.reviews.length, 1);
+    api.behaviour = 'answer';
+    await refused(r.review(UNKNOWN, claimsOf(UNKNOWN)), 'token_rejected');
+  });
+
   test('the API server\'s certificate must chain to the configured CA', async () => {
     reset();
     const noCa = new TokenReviewer({ url: api.url, audiences: ['tollgate'], credential: () => REVIEWER });
