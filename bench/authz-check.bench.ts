@@ -14,6 +14,7 @@ import pino from 'pino';
 import { authorizationService } from '../src/grpc/protos.ts';
 import { createAuthzHandler, type CheckRequestLike } from '../src/http/authz.ts';
 import { Authenticator } from '../src/identity/authenticator.ts';
+import { createCallerAuthenticator } from '../src/identity/caller.ts';
 import { compilePolicy } from '../src/policy/engine.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { startDevIssuer } from '../src/dev/oidc-issuer.ts';
@@ -33,7 +34,7 @@ const config = configSchema.parse({
 });
 const policy = compilePolicy(config.rules);
 const check = createAuthzHandler({
-  authenticate: (h) => identity.authenticateHeader(h),
+  authenticate: createCallerAuthenticator({ bearer: identity }),
   policy: () => policy,
   credentials: () => [],
   audit: { write: () => {} },

@@ -1,8 +1,9 @@
 /**
  * @module cli
- * `tollgate serve | validate | token`. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.
+ * `tollgate serve | validate | token | apikey-digest`. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.
  */
 import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfigFileWithHash } from './config/load.ts';
@@ -11,6 +12,8 @@ import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
 import { readSecret, SecretError } from './config/secrets.ts';
 import { loadMaskContext } from './masking/context.ts';
+import { loadIdentities } from './identity/load.ts';
+import { apiKeyDigest, MAX_API_KEY_LENGTH } from './identity/api-keys.ts';
 
 const USAGE = `usage:
   tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener; reloads
@@ -20,6 +23,8 @@ const USAGE = `usage:
                                         names must be readable unless --no-secrets
   tollgate token --sub NAME [--groups a,b] [--ttl 3600] [--issuer URL]
                                         mint a token from the quickstart's dev OIDC issuer
+  tollgate apikey-digest [--generate]   print the SHA-256 for identity.apiKeys[].sha256 of the key on stdin
+                                        (one line); --generate makes a new random key and prints both
 `;
 
 class UsageError extends Error {}
@@ -45,6 +50,7 @@ function checkConfigWithHash(file: string, secrets = true) {
   if (secrets) {
     loadUpstreamCredentials(config.http.upstreamCredentials);
     loadMaskContext(config.masking);
+    loadIdentities(config.identity).bearer.close();
     const sasl = config.kafka.upstream.sasl;
     if (sasl !== undefined) readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`);
   }
@@ -127,13 +133,36 @@ async function token(args: string[]): Promise<number> {
   return 0;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Keys shorter than this are refused: an unsalted digest protects a random key, not a guessable one. */
+export const MIN_API_KEY_LENGTH = 24;
+
+function apikeyDigest(args: string[], input: () => string): number {
+  const { values } = parseArgs({ args, strict: true, options: { generate: { type: 'boolean', default: false } } });
+  if (values.generate) {
+    const key = randomBytes(32).toString('base64url');
+    process.stdout.write(`key:    ${key}\nsha256: ${apiKeyDigest(key)}\n`);
+    return 0;
+  }
+  const key = input().replace(/\r?\n$/, '');
+  if (key.length === 0) throw new UsageError('expected the key on stdin, found nothing (or use --generate)');
+  if (key.includes('\n')) throw new UsageError('expected one key on one line of stdin, found several lines');
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new UsageError('expected a key of visible ASCII characters (no spaces), found others');
+  if (key.length > MAX_API_KEY_LENGTH) throw new UsageError(`expected a key of at most ${MAX_API_KEY_LENGTH} characters, found ${key.length}`);
+  if (key.length < MIN_API_KEY_LENGTH) {
+    throw new UsageError(`expected a key of at least ${MIN_API_KEY_LENGTH} random characters, found ${key.length}; make one with --generate`);
+  }
+  process.stdout.write(`${apiKeyDigest(key)}\n`);
+  return 0;
+}
+
+export async function main(argv: string[], stdin: () => string = () => readFileSync(0, 'utf8')): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'serve': return await serve(rest);
       case 'validate': return validate(rest);
       case 'token': return await token(rest);
+      case 'apikey-digest': return apikeyDigest(rest, stdin);
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;

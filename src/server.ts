@@ -17,7 +17,6 @@ import type { Config } from './config/schema.ts';
 import type { PolicyEngine } from './policy/engine.ts';
 import type { UpstreamCredential } from './http/credentials.ts';
 import type { MaskContext } from './masking/strategies.ts';
-import type { MtlsIdentities } from './identity/mtls.ts';
 import type { KafkaConnectionSettings } from './kafka/service.ts';
 import { createMetrics, type Metrics } from './admin/metrics.ts';
 import { startAdminServer, type AdminServer, type ReadinessCheck } from './admin/http.ts';
@@ -32,9 +31,7 @@ import { loadMaskContext } from './masking/context.ts';
 import { createNetworkExtProcHandler } from './kafka/service.ts';
 import { loadKafkaSettings } from './kafka/settings.ts';
 import { apiKeyName } from './kafka/protocol/api-keys.ts';
-import { Authenticator } from './identity/authenticator.ts';
-import type { OidcVerifierOptions } from './identity/oidc.ts';
-import { createMtlsIdentities } from './identity/mtls.ts';
+import { loadIdentities, type Identities } from './identity/load.ts';
 import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
@@ -74,8 +71,7 @@ interface Live {
   readonly credentials: readonly UpstreamCredential[];
   readonly classify: HttpClassifier;
   readonly maskContext: MaskContext;
-  readonly identity: Authenticator;
-  readonly mtls: MtlsIdentities | undefined;
+  readonly identities: Identities;
   readonly kafkaSettings: KafkaConnectionSettings;
 }
 
@@ -85,21 +81,6 @@ const RESTART_KEYS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['server.grpc.maxReceiveMessageBytes', (c) => c.server.grpc.maxReceiveMessageBytes],
   ['server.admin.address', (c) => c.server.admin.address],
 ];
-
-function oidcOptions(o: Config['identity']['oidc'][number]): OidcVerifierOptions {
-  return {
-    issuer: o.issuer,
-    audiences: [...o.audiences],
-    groupsClaim: o.groupsClaim,
-    subjectClaim: o.subjectClaim,
-    algorithms: [...o.algorithms],
-    clockToleranceSeconds: Math.round(o.clockTolerance / 1000),
-    ...(o.discoveryUrl ? { discoveryUrl: o.discoveryUrl } : {}),
-    jwksRefreshCooldownMs: o.jwksRefreshCooldown,
-    jwksMaxAgeMs: o.jwksMaxAge,
-    tokenCacheMax: o.tokenCacheSize,
-  };
-}
 
 /**
  * Tollgate's own log (and audit) stream: stdout, written asynchronously. A synchronous write per line was about a
@@ -132,8 +113,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const metrics = createMetrics();
   const audit = options.audit ?? createLogAuditSink(logger);
 
-  const newAuthenticator = (c: Config) => new Authenticator({
-    oidc: c.identity.oidc.map(oidcOptions),
+  const newIdentities = (c: Config) => loadIdentities(c.identity, {
     logger,
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
@@ -146,9 +126,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const credentials = loadUpstreamCredentials(c.http.upstreamCredentials);
     const classify = createHttpClassifier(c.http.kubernetes);
     const maskContext = loadMaskContext(c.masking);
-    const sameIdentity = previous !== undefined && JSON.stringify(previous.config.identity.oidc) === JSON.stringify(c.identity.oidc);
-    const identity = sameIdentity ? previous.identity : newAuthenticator(c);
-    const mtls = c.identity.mtls === undefined ? undefined : createMtlsIdentities(c.identity.mtls);
+    const sameIdentity = previous !== undefined && JSON.stringify(previous.config.identity) === JSON.stringify(c.identity);
+    const identities = sameIdentity ? previous.identities : newIdentities(c);
+    // Bearer tokens (OIDC and Kubernetes) serve both paths: HTTP through the caller precedence, Kafka OAUTHBEARER.
+    const identity = identities.bearer;
     // Decisions and inspection read the policy in force, so a Kafka connection's next request follows a reload;
     // the rest of the settings (limits, broker routes, the upstream credential, masking key) is per connection.
     const kafkaSettings = loadKafkaSettings(c.kafka, {
@@ -169,15 +150,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         context: maskContext,
       },
     });
-    return { config: c, policy, credentials, classify, maskContext, identity, mtls, kafkaSettings };
+    return { config: c, policy, credentials, classify, maskContext, identities, kafkaSettings };
   };
   let live: Live = build(config, undefined);
   let configHash = options.configHash ?? '';
   if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
 
   const authz = createAuthzHandler({
-    authenticate: (header) => live.identity.authenticateHeader(header),
-    mtls: () => live.mtls,
+    authenticate: (credentials) => live.identities.authenticateCaller(credentials),
+    mtls: () => live.identities.mtls,
     policy: () => live.policy,
     credentials: () => live.credentials,
     classify: () => live.classify,
@@ -249,14 +230,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const grpcAddress = address.startsWith('unix:') ? address : `${splitHostPort(address).host}:${boundPort}`;
 
   // Resolves once every issuer was tried; one that failed keeps retrying in the background and shows in /readyz.
-  const identityReady = live.identity.start();
+  const identityReady = live.identities.bearer.start();
 
   // Read at every /readyz: after a reload, the issuers of the config in force.
   const checks = (): ReadinessCheck[] => [
     { name: 'grpc', check: () => ({ ok: true, detail: grpcAddress }) },
-    ...live.identity.health().map((h): ReadinessCheck => ({
-      name: `oidc ${h.issuer}`,
-      check: () => (h.ready ? { ok: true, detail: `${h.kids.length} keys` } : { ok: false, detail: h.lastError ?? 'keys not loaded yet' }),
+    ...live.identities.bearer.health().map((h): ReadinessCheck => ({
+      name: `${h.issuer === live.identities.bearer.kubernetesIssuer ? 'kubernetes' : 'oidc'} ${h.issuer}`,
+      check: () => {
+        const now = live.identities.bearer.verifier(h.issuer)?.health() ?? h;
+        return now.ready ? { ok: true, detail: `${now.kids.length} keys` } : { ok: false, detail: now.lastError ?? 'keys not loaded yet' };
+      },
     })),
   ];
   const adminAt = splitHostPort(config.server.admin.address);
@@ -274,11 +258,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const built = build(next, previous);
     live = built;
     logger.level = next.server.logLevel;
-    if (built.identity !== previous.identity) {
+    if (built.identities !== previous.identities) {
       // Connections that authenticated with the old providers keep them (their verifiers still work); only the
       // background retries of the old ones stop.
-      previous.identity.close();
-      built.identity.start().catch((err: Error) => logger.error({ err }, 'identity providers failed to start after reload'));
+      previous.identities.bearer.close();
+      built.identities.bearer.start().catch((err: Error) => logger.error({ err }, 'identity providers failed to start after reload'));
     }
     if (configHash !== '') metrics.configInfo.remove({ hash: configHash });
     configHash = hash;
@@ -303,7 +287,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         }, deadlineMs);
         server.tryShutdown(() => { clearTimeout(timer); resolve(false); });
       });
-      live.identity.close();
+      live.identities.bearer.close();
       await admin.close();
       logger.info({ forced }, 'drained');
       // Hands what is buffered to a write; the process's exit waits for it (see bufferedStdout).

@@ -8,6 +8,7 @@ import { DURATION_PATTERN, parseDuration } from './duration.ts';
 import { DETECTOR_NAMES } from '../masking/detectors.ts';
 import { compileJsonPath } from '../masking/json-path.ts';
 import { parseStrategy } from '../masking/strategies.ts';
+import { AUTH_METHODS } from '../core/principal.ts';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
@@ -53,12 +54,85 @@ const mtlsIdentities = z.object({
     subject: patterns.meta({ description: 'SPIFFE ids, exact or globs (`spiffe://mesh.example/ns/shop/*`).' }),
     groups: z.array(z.string().min(1)).min(1).meta({ description: 'Groups a matching peer is in.' }),
   }).strict()).default([]).meta({ description: 'Every entry whose subject matches adds its groups (in order, de-duplicated).' }),
-}).strict().meta({ description: 'Peers authenticated by an mTLS client certificate on a network (Kafka) listener, checked by tollgate\'s ext_authz. Absent: such connections are refused.' });
+}).strict().meta({ description: 'Peers authenticated by an mTLS client certificate, as Envoy verified it (its URI SAN, `source.principal` in the ext_authz check): connections of a network (Kafka) listener, and HTTP requests that carry no token and no API key (a token, when present, names the caller; the peer is only the workload it came through). Absent: such connections are refused and HTTP peers are not a credential.' });
 
 const secretSource = z.union([
   z.object({ env: z.string().min(1).meta({ description: 'Name of an environment variable holding the secret.' }) }).strict(),
   z.object({ file: z.string().min(1).meta({ description: 'Path of a file holding the secret (trailing newline trimmed).' }) }).strict(),
-]).meta({ description: 'Where a secret comes from. Secrets are never written into the config itself, nor logged.' });
+], { error: 'expected a secret source: {env: VARIABLE} or {file: /path}' }).meta({ description: 'Where a secret comes from. Secrets are never written into the config itself, nor logged.' });
+
+/** The longest a Kubernetes authentication may be reused unasked: a deleted service account must stop working soon. */
+export const MAX_TOKEN_REVIEW_CACHE_TTL_MS = 10 * 60_000;
+
+const kubernetesTokenReview = z.object({
+  url: z.url().meta({ description: 'The API server\'s base URL (in a pod: `https://kubernetes.default.svc`). tollgate POSTs an `authentication.k8s.io/v1` TokenReview to `<url>/apis/authentication.k8s.io/v1/tokenreviews` and takes the caller from its status.' }),
+  caFile: z.string().min(1).optional().meta({ description: 'PEM CA bundle the API server\'s certificate must chain to (in a pod: `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`). Default: the system roots.' }),
+  credential: secretSource.meta({ description: 'tollgate\'s own bearer token for the API server (in a pod: `{file: /var/run/secrets/kubernetes.io/serviceaccount/token}`; a file is re-read every minute, so a rotated projected token is picked up). Its user needs the ClusterRole `system:auth-delegator`.' }),
+  cacheTtl: duration(`Longest time an authentication is reused without asking the API server again (never past the token's \`exp\`); at most ${MAX_TOKEN_REVIEW_CACHE_TTL_MS / 60_000}m.`).prefault('1m'),
+  negativeCacheTtl: duration('How long a token the API server refused stays refused without asking again (at most `cacheTtl`). Failures of the API server itself (unreachable, 5xx, credential refused) are never cached: the request is denied and the next one asks again.').prefault('10s'),
+  cacheSize: z.number().int().positive().default(10_000).meta({ description: 'Reviewed tokens kept.' }),
+  timeout: duration('Per review. An API server that does not answer in time denies the request (fail closed).').prefault('5s'),
+}).strict();
+
+const ISSUER_MODE_ONLY = ['discoveryUrl', 'jwksUri', 'caFile', 'credential'] as const;
+
+const kubernetesIdentities = z.object({
+  issuer: z.url().optional().meta({ description: 'The cluster\'s service-account issuer (the API server\'s `--service-account-issuer`, the `iss` of its tokens). Without `tokenReview`: tokens with this `iss` are verified here against the issuer\'s discovery document and JWKS. With `tokenReview`: only tokens with this `iss` are sent for review, and it is their principal\'s issuer (absent: every JWT whose `iss` is not an `identity.oidc` issuer is sent, and its `iss` is the issuer).' }),
+  audiences: z.array(z.string().min(1)).min(1).meta({ description: 'A token must be meant for one of these (`aud`; with `tokenReview`, sent as `spec.audiences` and required back in `status.audiences`). Tokens for tollgate: `kubectl create token <sa> --audience <one of these>`, or a projected volume with that `audience`. Never the API server\'s own audience.' }),
+  discoveryUrl: z.url().optional().meta({ description: 'Issuer mode: the discovery document, when `<issuer>/.well-known/openid-configuration` does not resolve where tollgate runs (e.g. the API server\'s address).' }),
+  jwksUri: z.url().optional().meta({ description: 'Issuer mode: fetch the keys from here and skip discovery (e.g. `https://kubernetes.default.svc/openid/v1/jwks`). `credential` is sent only to this origin, or to the discovery URL\'s origin when keys are discovered.' }),
+  caFile: z.string().min(1).optional().meta({ description: 'Issuer mode: PEM CA bundle trusted for discovery and JWKS fetches (the cluster CA). Default: the system roots.' }),
+  credential: secretSource.optional().meta({ description: 'Issuer mode: a bearer token for discovery and JWKS fetches (the API server serves them only to authenticated callers unless `system:service-account-issuer-discovery` is bound to `system:unauthenticated`). A file is re-read every minute.' }),
+  algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).default(['RS256', 'ES256']).meta({ description: 'Issuer mode: allowed signature algorithms.' }),
+  clockTolerance: duration('Allowed clock skew for `exp`/`nbf`.').prefault('30s'),
+  jwksRefreshCooldown: duration('Issuer mode: least time between two JWKS fetches caused by an unknown `kid`.').prefault('30s'),
+  jwksMaxAge: duration('Issuer mode: how long a fetched JWKS is used before it is fetched again.').prefault('10m'),
+  tokenCacheSize: z.number().int().positive().default(10_000).meta({ description: 'Issuer mode: verified tokens kept (each until its expiry).' }),
+  tokenReview: kubernetesTokenReview.optional().meta({ description: 'Ask the API server instead (TokenReview): for clusters whose issuer keys tollgate cannot fetch, and to see revocation (deleted service accounts, pods, secrets) that local verification cannot.' }),
+}).strict().superRefine((k, ctx) => {
+  if (k.tokenReview === undefined && k.issuer === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'expected `issuer` (verify tokens against the cluster issuer\'s keys) or `tokenReview` (ask the API server)' });
+  }
+  if (k.tokenReview !== undefined) {
+    for (const key of ISSUER_MODE_ONLY) {
+      if (k[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `\`${key}\` applies to issuer mode; with \`tokenReview\` the API server is reached through tokenReview.url, tokenReview.caFile and tokenReview.credential` });
+    }
+    if (k.tokenReview.cacheTtl > MAX_TOKEN_REVIEW_CACHE_TTL_MS) {
+      ctx.addIssue({ code: 'custom', path: ['tokenReview', 'cacheTtl'], message: `expected at most ${MAX_TOKEN_REVIEW_CACHE_TTL_MS / 60_000}m` });
+    }
+    if (k.tokenReview.negativeCacheTtl > k.tokenReview.cacheTtl) {
+      ctx.addIssue({ code: 'custom', path: ['tokenReview', 'negativeCacheTtl'], message: 'expected at most cacheTtl' });
+    }
+  }
+}).meta({ description: 'Kubernetes service-account tokens (bearer tokens on HTTP, SASL OAUTHBEARER on Kafka), told from OIDC tokens by their `iss`. Verified locally (`issuer`) or by the API server (`tokenReview`). The principal: subject `system:serviceaccount:<namespace>:<name>`, groups `system:serviceaccounts` and `system:serviceaccounts:<namespace>` (plus those of the review), issuer the cluster issuer, expiry the token\'s `exp`.' });
+
+const apiKey = z.object({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'expected a name of letters, digits, ".", "_", ":", "@" and "-"')
+    .meta({ description: 'The principal\'s subject (rules match it as `subject`, with issuer `api-key`); appears in logs and audit records.' }),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected the 64 hex digits of the key\'s SHA-256 (`tollgate apikey-digest`), not the key itself')
+    .meta({ description: 'Hex SHA-256 of the key: `tollgate apikey-digest < keyfile`, or `tollgate apikey-digest --generate` for a new key. The key itself never belongs in the config.' }),
+  groups: z.array(z.string().min(1)).default([]).meta({ description: 'Groups the key\'s principal is in.' }),
+}).strict();
+
+const regex = z.string().refine((r) => { try { new RegExp(r, 'u'); return true; } catch { return false; } }, 'expected a regular expression');
+
+const groupMapping = z.object({
+  subject: patterns.optional().meta({ description: 'Principal subjects, exact or globs: an OIDC subject, `system:serviceaccount:<namespace>:<name>`, a SPIFFE id, an API key\'s name.' }),
+  claim: z.string().min(1).optional().meta({ description: 'A claim of the verified token, dotted for nested claims (`realm_access.roles`), with `equals` or `matches`. Principals without a token (API keys, mTLS peers) never match a claim.' }),
+  equals: z.union([z.string(), z.number(), z.boolean()]).optional().meta({ description: 'The claim is this value, or a list containing it.' }),
+  matches: regex.optional().meta({ description: 'A regular expression the whole claim value must match (a string, or a string in a list); anchored at both ends.' }),
+  issuer: patterns.optional().meta({ description: 'Only principals of these issuers (exact or globs), so a subject from one source cannot borrow groups meant for the same name from another.' }),
+  authenticatedBy: z.union([z.enum(AUTH_METHODS), z.array(z.enum(AUTH_METHODS)).min(1)]).optional().meta({ description: 'Only principals authenticated this way.' }),
+  groups: z.array(z.string().min(1)).min(1).meta({ description: 'Groups a matching principal gains.' }),
+}).strict().superRefine((m, ctx) => {
+  if (m.subject === undefined && m.claim === undefined) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'expected `subject` or `claim` (or both)' });
+  if (m.claim === undefined && (m.equals !== undefined || m.matches !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: [m.equals !== undefined ? 'equals' : 'matches'], message: '`equals` and `matches` apply to a `claim`, and none is given' });
+  }
+  if (m.claim !== undefined && (m.equals === undefined) === (m.matches === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['claim'], message: 'expected exactly one of `equals` or `matches` with a `claim`' });
+  }
+});
 
 const upstreamCredential = z.object({
   name: z.string().min(1).meta({ description: 'Appears in logs and audit records (never the secret).' }),
@@ -244,6 +318,9 @@ export const configSchema = z.object({
   identity: z.object({
     oidc: z.array(oidcIssuer).default([]).meta({ description: 'Trusted OIDC issuers; a token is verified by the one named in its `iss`.' }),
     mtls: mtlsIdentities.optional(),
+    kubernetes: kubernetesIdentities.optional(),
+    apiKeys: z.array(apiKey).default([]).meta({ description: 'Static API keys for legacy callers, presented as `x-api-key: <key>` or `Authorization: ApiKey <key>`; the principal is the entry\'s name, issuer `api-key`. Removed from the request before it goes upstream, like Authorization.' }),
+    groupMappings: z.array(groupMapping).default([]).meta({ description: 'Groups from configuration, applied after every kind of authentication (OIDC, Kubernetes, API key, mTLS; HTTP and Kafka): each entry whose conditions all hold adds its groups (in order, de-duplicated).' }),
   }).strict().prefault({}),
   masking: z.object({
     hashKey: secretSource.optional().meta({ description: 'Key of the `hash` strategy (HMAC-SHA-256).' }),
@@ -297,6 +374,21 @@ export const configSchema = z.object({
     if (issuers.has(o.issuer)) ctx.addIssue({ code: 'custom', path: ['identity', 'oidc', i, 'issuer'], message: `expected each issuer once; "${o.issuer}" is repeated` });
     issuers.add(o.issuer);
   });
+  const cluster = config.identity.kubernetes?.issuer;
+  if (cluster !== undefined && issuers.has(cluster)) {
+    ctx.addIssue({ code: 'custom', path: ['identity', 'kubernetes', 'issuer'], message: `expected the cluster issuer to differ from every identity.oidc issuer; "${cluster}" is both` });
+  }
+  const keyNames = new Map<string, number>();
+  const digests = new Map<string, number>();
+  config.identity.apiKeys.forEach((k, i) => {
+    const sameName = keyNames.get(k.name);
+    if (sameName !== undefined) ctx.addIssue({ code: 'custom', path: ['identity', 'apiKeys', i, 'name'], message: `expected a unique name; "${k.name}" is also apiKeys[${sameName}]` });
+    else keyNames.set(k.name, i);
+    const digest = k.sha256.toLowerCase();
+    const sameKey = digests.get(digest);
+    if (sameKey !== undefined) ctx.addIssue({ code: 'custom', path: ['identity', 'apiKeys', i, 'sha256'], message: `expected each key once; this digest is also apiKeys[${sameKey}]` });
+    else digests.set(digest, i);
+  });
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -305,6 +397,9 @@ export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
 export type RejectSpecConfig = NonNullable<RuleConfig['reject']>;
 export type CaptureSpecConfig = NonNullable<RuleConfig['capture']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
+export type KubernetesIdentityConfig = NonNullable<Config['identity']['kubernetes']>;
+export type ApiKeyConfig = Config['identity']['apiKeys'][number];
+export type GroupMappingConfig = Config['identity']['groupMappings'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type KafkaConfig = Config['kafka'];
 export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];

@@ -1,8 +1,13 @@
 /**
  * @module http/authz
- * The ext_authz `Check` handler for HTTP. It translates Envoy's CheckRequest into (bearer token, HttpAction), asks
+ * The ext_authz `Check` handler for HTTP. It translates Envoy's CheckRequest into (credentials, HttpAction), asks
  * identity and policy, and renders the Decision back: 401/403 with a JSON body, or OK with the caller's credential
  * replaced by tollgate's own identity headers and, where configured, an upstream credential.
+ *
+ * Credentials are the Authorization header, the x-api-key header and the mTLS peer Envoy verified
+ * (`attributes.source.principal`, and its certificate with `include_peer_certificate`); which of them names the
+ * caller is identity's decision (identity/caller.ts: a token beats the peer that forwarded it). Neither header
+ * reaches the upstream.
  *
  * The same service also answers Envoy's *network* ext_authz filter (a Kafka listener with mTLS): its CheckRequest has
  * no `attributes.request.http`, only the connection's peers. There tollgate establishes the connection's principal
@@ -20,6 +25,7 @@ import type { AuditSink } from '../audit/record.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { UpstreamCredential } from './credentials.ts';
 import { MtlsError, type MtlsIdentities } from '../identity/mtls.ts';
+import type { Credentials } from '../identity/caller.ts';
 
 /** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
 export interface CheckRequestLike {
@@ -47,7 +53,7 @@ export interface CheckResponseLike {
 
 /** Thrown by an `Authenticate` function; `code` is stable (identity's error codes), `message` is safe to show. */
 export interface AuthenticationFailure { code: string; message: string }
-export type Authenticate = (authorizationHeader: string | undefined) => Promise<Principal>;
+export type Authenticate = (credentials: Credentials) => Promise<Principal>;
 
 export interface AuthzHooks {
   /** Network (connection) checks report `allow` or `unauthenticated`, with no rule. */
@@ -74,6 +80,8 @@ const GRPC_PERMISSION_DENIED = 7;
 
 export const SUBJECT_HEADER = 'x-tollgate-subject';
 export const GROUPS_HEADER = 'x-tollgate-groups';
+/** A legacy caller's API key; like Authorization, a credential for tollgate only. */
+export const API_KEY_HEADER = 'x-api-key';
 const IDENTITY_HEADER_PREFIX = 'x-tollgate-';
 
 const set = (key: string, value: string): HeaderOption => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
@@ -192,11 +200,15 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
     const connection = sourceOf(req);
     const path: AuditPath = action.kubernetes !== undefined ? 'kubernetes' : 'http';
     const base = { time: new Date().toISOString(), path, connection };
-    const details = auditDetails(action);
+    const source = req.attributes?.source;
+    const peer = source?.principal ? { principal: source.principal, ...(source.certificate && { certificate: source.certificate }) } : undefined;
+    // The peer is recorded even when a token names the caller: it is the workload the request came through.
+    const details = { ...auditDetails(action), ...(peer && { peer: peer.principal }) };
+    const authorization = headers['authorization'];
 
     let principal: Principal;
     try {
-      principal = await deps.authenticate(headers['authorization']);
+      principal = await deps.authenticate({ authorization, apiKey: headers[API_KEY_HEADER], ...(peer && { peer }) });
     } catch (err) {
       const failure = err as Partial<AuthenticationFailure>;
       const code = failure.code ?? 'authentication_failed';
@@ -204,7 +216,11 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
       audit.write({ ...base, event: `${path}.authz.unauthenticated`, reason, details: { ...details, code } });
       hooks?.onDecision?.('unauthenticated', null, elapsed());
       logger.debug({ ...details, code }, 'ext_authz: unauthenticated');
-      const challenge = code === 'token_missing' ? 'Bearer realm="tollgate"'
+      // invalid_token only when a token in the Authorization header was what failed (RFC 6750 §3.1), not an API
+      // key or a peer, and not when there was no credential at all.
+      const tokenFailed = code !== 'token_missing' && code !== 'credentials_ambiguous'
+        && authorization !== undefined && authorization.trim() !== '' && !/^apikey(\s|$)/i.test(authorization.trim());
+      const challenge = !tokenFailed ? 'Bearer realm="tollgate"'
         : `Bearer realm="tollgate", error="invalid_token", error_description="${reason.replace(/["\\]/g, "'")}"`;
       const body = action.kubernetes !== undefined ? kubeStatus(401, 'Unauthorized', `Unauthorized: ${reason}`) : { error: 'unauthenticated', reason, rule: null };
       return jsonDenial(GRPC_UNAUTHENTICATED, 401, body, [set('www-authenticate', challenge)]);
@@ -249,6 +265,7 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
     const remove = new Set<string>();
     // The caller's token is no credential upstream; identity headers a client sent itself are forgeries.
     if (credential?.header !== 'authorization') remove.add('authorization');
+    if (headers[API_KEY_HEADER] !== undefined && credential?.header !== API_KEY_HEADER) remove.add(API_KEY_HEADER);
     for (const name of Object.keys(headers)) if (name.startsWith(IDENTITY_HEADER_PREFIX)) remove.add(name);
     remove.delete(SUBJECT_HEADER);
     remove.delete(GROUPS_HEADER);

@@ -1,7 +1,14 @@
 /**
  * @module identity/authenticator
- * Bearer-token authentication across the configured OIDC issuers: the verifier is chosen by the token's (not yet
- * verified) `iss`, and that verifier then checks everything, `iss` included.
+ * Bearer-token authentication across the configured OIDC issuers and the Kubernetes cluster: the verifier is chosen
+ * by the token's (not yet verified) `iss`, and that verifier then checks everything, `iss` included.
+ *
+ * How a Kubernetes service-account token is told from a user's OIDC token: by `iss` alone. In issuer mode the
+ * cluster issuer is one more verifier (its keys, its audiences, and the subject must be a service account). In
+ * TokenReview mode, a JWT whose `iss` is no configured OIDC issuer (and is the configured cluster issuer, when one
+ * is configured) goes to the API server for review; tokens that are not JWTs never do (service-account tokens are
+ * JWTs, and a stream of junk must not become a stream of reviews). Configured group mappings apply to every
+ * principal this returns, with the token's claims at hand.
  *
  * `start()` makes one start-up attempt per issuer and resolves once every issuer has been tried, whether it came up
  * or not: an issuer that failed is retried in the background with capped exponential backoff (1 s doubling to 60 s,
@@ -11,8 +18,11 @@
 import { decodeJwt } from 'jose';
 import type { Principal } from '../core/principal.ts';
 import { IdentityError, describeValue } from './errors.ts';
+import type { GroupMapper } from './group-mappings.ts';
 import { MAX_TOKEN_LENGTH, OidcVerifier } from './oidc.ts';
 import type { IdentityLogger, OidcHealth, OidcVerifierOptions } from './oidc.ts';
+import { serviceAccountPrincipal } from './service-account.ts';
+import { TokenReviewer, type TokenReviewHealth, type TokenReviewerOptions } from './token-review.ts';
 
 export interface AuthenticatorRetryOptions {
   /** First retry delay after a failed start-up; default 1000. */
@@ -21,8 +31,19 @@ export interface AuthenticatorRetryOptions {
   maxDelayMs?: number;
 }
 
+/** Service-account tokens verified locally: the cluster issuer's discovery and keys, like an OIDC issuer's. */
+export type KubernetesIssuerOptions = Omit<OidcVerifierOptions, 'groupsClaim' | 'subjectClaim' | 'refine'>;
+
+/** One of the two ways to accept Kubernetes tokens. */
+export type KubernetesOptions =
+  | ({ readonly mode: 'issuer' } & KubernetesIssuerOptions)
+  | ({ readonly mode: 'tokenReview' } & Omit<TokenReviewerOptions, 'refine'>);
+
 export interface AuthenticatorOptions {
   oidc: readonly OidcVerifierOptions[];
+  kubernetes?: KubernetesOptions;
+  /** Applied to every principal, with the verified token's claims. */
+  mapGroups?: GroupMapper;
   logger?: IdentityLogger;
   /** Metrics hook, called after every JWKS fetch attempt of any issuer. */
   onJwksFetch?: (issuer: string, ok: boolean) => void;
@@ -64,6 +85,8 @@ export function parseBearerHeader(value: string | undefined): string {
 
 export class Authenticator {
   readonly #verifiers = new Map<string, OidcVerifier>();
+  readonly #reviewer: TokenReviewer | undefined;
+  readonly #kubernetesIssuer: string | undefined;
   readonly #logger: IdentityLogger | undefined;
   readonly #retry: Required<AuthenticatorRetryOptions> | false;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -79,16 +102,50 @@ export class Authenticator {
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.onJwksFetch ? { onJwksFetch: options.onJwksFetch } : {}),
     };
-    for (const oidc of options.oidc) {
-      if (this.#verifiers.has(oidc.issuer)) {
-        throw new TypeError(`identity: issuer ${describeValue(oidc.issuer)} is configured twice`);
+    const map = options.mapGroups;
+    const add = (verifier: OidcVerifierOptions) => {
+      if (this.#verifiers.has(verifier.issuer)) {
+        throw new TypeError(`identity: issuer ${describeValue(verifier.issuer)} is configured twice`);
       }
-      this.#verifiers.set(oidc.issuer, new OidcVerifier(oidc, hooks));
+      this.#verifiers.set(verifier.issuer, new OidcVerifier(verifier, hooks));
+    };
+    for (const oidc of options.oidc) {
+      const own = oidc.refine;
+      add(!map ? oidc : { ...oidc, refine: (p, claims) => map(own ? own(p, claims) : p, claims) });
+    }
+    const k8s = options.kubernetes;
+    if (k8s?.mode === 'issuer') {
+      const { mode: _, ...verifier } = k8s;
+      this.#kubernetesIssuer = verifier.issuer;
+      add({
+        ...verifier,
+        // Service-account tokens carry no groups claim; their groups come from the subject (service-account.ts).
+        groupsClaim: 'groups',
+        refine: (p, claims) => (map ? map(serviceAccountPrincipal(p, claims), claims) : serviceAccountPrincipal(p, claims)),
+      });
+    } else if (k8s?.mode === 'tokenReview') {
+      const { mode: _, ...reviewer } = k8s;
+      if (reviewer.issuer !== undefined && this.#verifiers.has(reviewer.issuer)) {
+        throw new TypeError(`identity: issuer ${describeValue(reviewer.issuer)} is configured both as an OIDC issuer and for TokenReview`);
+      }
+      this.#kubernetesIssuer = reviewer.issuer;
+      this.#reviewer = new TokenReviewer({ ...reviewer, ...(map && { refine: map }) });
     }
   }
 
+  /** Issuers whose tokens are verified locally (OIDC, and the cluster issuer in issuer mode). */
   get issuers(): string[] {
     return [...this.#verifiers.keys()];
+  }
+
+  /** The cluster issuer, when one is configured (either mode). */
+  get kubernetesIssuer(): string | undefined {
+    return this.#kubernetesIssuer;
+  }
+
+  /** TokenReview counters, in TokenReview mode. */
+  tokenReviewHealth(): TokenReviewHealth | undefined {
+    return this.#reviewer?.health();
   }
 
   verifier(issuer: string): OidcVerifier | undefined {
@@ -120,13 +177,11 @@ export class Authenticator {
       throw new IdentityError('token_malformed', `expected a string iss claim, found ${describeValue(iss)}`);
     }
     const verifier = this.#verifiers.get(iss);
-    if (!verifier) {
-      throw new IdentityError(
-        'issuer_unknown',
-        `expected iss one of ${describeValue(this.issuers, 400)}, found ${describeValue(iss)}`,
-      );
-    }
-    return verifier.verify(token);
+    if (verifier) return verifier.verify(token);
+    const reviewer = this.#reviewer;
+    if (reviewer && (reviewer.issuer === undefined || reviewer.issuer === iss)) return reviewer.review(token, claims);
+    const known = reviewer?.issuer === undefined ? this.issuers : [...this.issuers, reviewer.issuer];
+    throw new IdentityError('issuer_unknown', `expected iss one of ${describeValue(known, 400)}, found ${describeValue(iss)}`);
   }
 
   /** parseBearerHeader + authenticateBearer. */

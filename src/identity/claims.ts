@@ -4,20 +4,28 @@
  */
 
 /**
- * Reads a claim by name or dotted path ("groups", "realm_access.roles"). A claim whose name literally contains dots
- * (Auth0-style namespaced claims such as "https://example.com/roles") is found first by its full name; only when no
- * such top-level claim exists is the name split on dots and walked through nested objects.
+ * Reads a claim by name or dotted path ("groups", "realm_access.roles"). Claim names may themselves contain dots
+ * (Auth0-style namespaced claims such as "https://example.com/roles", Kubernetes' "kubernetes.io"), so at every
+ * level the longest name that exists wins: "https://example.com/roles" is found as one claim, and
+ * "kubernetes.io.namespace" as the "namespace" member of the "kubernetes.io" claim.
  */
 export function readClaim(payload: Readonly<Record<string, unknown>>, path: string): unknown {
   if (Object.hasOwn(payload, path)) return payload[path];
   if (!path.includes('.')) return undefined;
-  let current: unknown = payload;
-  for (const segment of path.split('.')) {
-    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
-    if (!Object.hasOwn(current, segment)) return undefined;
-    current = (current as Record<string, unknown>)[segment];
+  return walk(payload, path.split('.'));
+}
+
+function walk(current: unknown, segments: readonly string[]): unknown {
+  if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
+  for (let take = segments.length; take >= 1; take--) {
+    const name = segments.slice(0, take).join('.');
+    if (!Object.hasOwn(current, name)) continue;
+    const value = (current as Record<string, unknown>)[name];
+    if (take === segments.length) return value;
+    const found = walk(value, segments.slice(take));
+    if (found !== undefined) return found;
   }
-  return current;
+  return undefined;
 }
 
 /**

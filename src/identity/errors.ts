@@ -19,6 +19,16 @@ export const IDENTITY_ERROR_CODES = [
   'discovery_failed',
   'jwks_unavailable',
   'subject_missing',
+  /** A Kubernetes token's subject is not `system:serviceaccount:<namespace>:<name>`. */
+  'subject_malformed',
+  /** The Kubernetes API server reviewed the token and did not authenticate it (TokenReview). */
+  'token_rejected',
+  /** The Kubernetes API server could not be asked (unreachable, refused tollgate's credential, odd answer): fail closed. */
+  'token_review_failed',
+  'api_key_malformed',
+  'api_key_unknown',
+  /** More than one credential that could each name the caller (Authorization and x-api-key). */
+  'credentials_ambiguous',
 ] as const;
 
 export type IdentityErrorCode = (typeof IDENTITY_ERROR_CODES)[number];

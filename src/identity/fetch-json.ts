@@ -1,8 +1,13 @@
 /**
  * @module identity/fetch-json
- * A small, strict JSON GET for discovery documents and JWKS: a timeout, a size cap, no redirects (the configured or
- * discovered URL is the one that is trusted; a redirect is reported, not followed).
+ * A small, strict JSON client for discovery documents, JWKS and Kubernetes TokenReviews: one deadline for the whole
+ * exchange, a size cap, no redirects (the configured or discovered URL is the one that is trusted; a redirect is
+ * reported, not followed). Built on node:http/https rather than fetch, because a Kubernetes API server is trusted
+ * through its own cluster CA, which fetch cannot be given per request; an https.Agent made with `ca` can.
  */
+import http from 'node:http';
+import https from 'node:https';
+import { describeValue } from './errors.ts';
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 
@@ -10,74 +15,144 @@ export interface FetchJsonOptions {
   timeoutMs: number;
   maxBytes?: number;
   accept?: string;
+  /** Extra request headers (an Authorization header, say). Never part of an error message. */
+  headers?: Readonly<Record<string, string>>;
+  /** The connection pool to use; an `https.Agent({ca})` trusts that CA bundle instead of the system roots. */
+  agent?: http.Agent;
 }
 
-/** Fetches `url` and parses its body as JSON. Throws a plain Error whose message is safe to log. */
-export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
+export interface RequestJsonOptions extends FetchJsonOptions {
+  method: 'GET' | 'POST';
+  /** Sent as JSON (`content-type: application/json`). */
+  body?: unknown;
+  /** Statuses whose body is parsed and returned; default [200]. Any other status rejects with HttpStatusError. */
+  okStatuses?: readonly number[];
+}
+
+/**
+ * How one party (an issuer, an API server) is reached: its connection pool (and so its CA) and the headers each
+ * request to a given URL carries. Headers are asked for per request, so a rotating credential is always current.
+ */
+export interface HttpAccess {
+  readonly agent?: http.Agent;
+  readonly headers?: (url: string) => Readonly<Record<string, string>> | undefined;
+}
+
+/** FetchJsonOptions for `url` under `access`. */
+export function withAccess(url: string, access: HttpAccess | undefined, options: FetchJsonOptions): FetchJsonOptions {
+  if (access === undefined) return options;
+  const headers = access.headers?.(url);
+  return { ...options, ...(access.agent && { agent: access.agent }), ...(headers && { headers: { ...options.headers, ...headers } }) };
+}
+
+/** The server answered, with a status the caller did not expect. `message` is safe to log. */
+export class HttpStatusError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'HttpStatusError';
+    this.status = status;
+  }
+}
+
+/** GETs `url` and parses its body as JSON. Throws an Error whose message is safe to log. */
+export function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
+  return requestJson(url, { ...options, method: 'GET' });
+}
+
+/** One JSON request. Rejects with HttpStatusError for an unexpected status, a plain Error otherwise. */
+export function requestJson(url: string, options: RequestJsonOptions): Promise<unknown> {
+  const what = `${options.method} ${url}`;
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return Promise.reject(new Error(`${what}: expected an absolute URL`));
+  }
+  const client = target.protocol === 'https:' ? https : target.protocol === 'http:' ? http : undefined;
+  if (client === undefined) {
+    return Promise.reject(new Error(`${what}: expected an http or https URL, found scheme ${describeValue(target.protocol)}`));
+  }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-  const signal = AbortSignal.timeout(options.timeoutMs);
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: 'GET',
-      redirect: 'manual',
-      signal,
-      headers: { accept: options.accept ?? 'application/json' },
+  const okStatuses = options.okStatuses ?? [200];
+  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
+  const headers: Record<string, string | number> = { accept: options.accept ?? 'application/json', ...options.headers };
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = payload.length;
+  }
+
+  return new Promise<unknown>((resolve, reject) => {
+    let settled = false;
+    let responded = false;
+    const finish = (error: Error | undefined, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        request.destroy();
+        reject(error);
+      } else resolve(value);
+    };
+    const timer = setTimeout(() => {
+      finish(new Error(`${what}: ${responded ? 'body not complete' : 'no response'} within ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+
+    const request = client.request(target, { method: options.method, headers, ...(options.agent && { agent: options.agent }) }, (response) => {
+      responded = true;
+      const status = response.statusCode ?? 0;
+      if (status >= 300 && status < 400) {
+        finish(new Error(
+          `${what}: expected ${okStatuses.join(' or ')}, found redirect ${status} to ${response.headers.location ?? '?'} ` +
+            '(redirects are not followed; configure the final URL)',
+        ));
+        return;
+      }
+      const declared = Number(response.headers['content-length'] ?? Number.NaN);
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        finish(new Error(`${what}: expected at most ${maxBytes} bytes, found content-length ${declared}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      response.on('data', (chunk: Buffer) => {
+        total += chunk.length;
+        if (total > maxBytes) finish(new Error(`${what}: expected at most ${maxBytes} bytes, found more`));
+        else chunks.push(chunk);
+      });
+      response.on('error', (error) => finish(new Error(`${what}: ${error.message}`, { cause: error })));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks, total).toString('utf8');
+        if (!okStatuses.includes(status)) {
+          finish(new HttpStatusError(status, `${what}: expected ${okStatuses.join(' or ')}, found ${status}${statusDetail(text)}`));
+          return;
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(text) as unknown;
+        } catch {
+          finish(new Error(`${what}: expected a JSON body, found ${text.length} bytes that do not parse`));
+          return;
+        }
+        finish(undefined, value);
+      });
     });
-  } catch (error) {
-    if (signal.aborted) throw new Error(`GET ${url}: no response within ${options.timeoutMs} ms`);
-    throw new Error(`GET ${url}: ${describeFetchError(error)}`);
-  }
+    request.on('error', (error) => finish(new Error(`${what}: ${error.message}`, { cause: error })));
+    request.end(payload);
+  });
+}
+
+/** The `message` of an error body (a Kubernetes Status, an OAuth error), quoted and cut short; else nothing. */
+function statusDetail(text: string): string {
   try {
-    if (response.status >= 300 && response.status < 400) {
-      throw new Error(
-        `GET ${url}: expected 200, found redirect ${response.status} to ${response.headers.get('location') ?? '?'} ` +
-          '(redirects are not followed; configure the final URL)',
-      );
+    const body = JSON.parse(text) as unknown;
+    if (body !== null && typeof body === 'object') {
+      const message = (body as Record<string, unknown>)['message'] ?? (body as Record<string, unknown>)['error_description'];
+      if (typeof message === 'string' && message.length > 0) return `: ${describeValue(message, 300)}`;
     }
-    if (response.status !== 200) throw new Error(`GET ${url}: expected 200, found ${response.status}`);
-    const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      throw new Error(`GET ${url}: expected at most ${maxBytes} bytes, found content-length ${declared}`);
-    }
-    const text = await readCapped(response, maxBytes, url);
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new Error(`GET ${url}: expected a JSON body, found ${text.length} bytes that do not parse`);
-    }
-  } catch (error) {
-    if (signal.aborted) throw new Error(`GET ${url}: body not complete within ${options.timeoutMs} ms`);
-    throw error;
-  } finally {
-    if (!response.bodyUsed) await response.body?.cancel().catch(() => {});
+  } catch {
+    // not JSON: the status says enough
   }
-}
-
-async function readCapped(response: Response, maxBytes: number, url: string): Promise<string> {
-  const body = response.body;
-  if (!body) return '';
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new Error(`GET ${url}: expected at most ${maxBytes} bytes, found more`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total).toString('utf8');
-}
-
-function describeFetchError(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    if (cause instanceof Error && cause.message) return `${error.message} (${cause.message})`;
-    return error.message;
-  }
-  return String(error);
+  return '';
 }

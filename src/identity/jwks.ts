@@ -16,7 +16,7 @@
 import { createLocalJWKSet, errors } from 'jose';
 import type { CryptoKey, JSONWebKeySet, JWSHeaderParameters } from 'jose';
 import { IdentityError, describeValue } from './errors.ts';
-import { fetchJson } from './fetch-json.ts';
+import { fetchJson, withAccess, type HttpAccess } from './fetch-json.ts';
 
 type LocalJWKSet = ReturnType<typeof createLocalJWKSet>;
 
@@ -40,6 +40,8 @@ export interface JwksCacheOptions {
   readonly cooldownMs: number;
   readonly maxAgeMs: number;
   readonly timeoutMs: number;
+  /** CA and headers for the fetch (a Kubernetes API server's `/openid/v1/jwks`); default: system roots, no headers. */
+  readonly access?: HttpAccess;
   readonly onFetch?: (event: JwksFetchEvent) => void;
 }
 
@@ -175,10 +177,10 @@ export class JwksCache {
     this.#lastAttemptAt = started;
     this.#fetches += 1;
     try {
-      const json = await fetchJson(this.uri, {
+      const json = await fetchJson(this.uri, withAccess(this.uri, this.#options.access, {
         timeoutMs: this.#options.timeoutMs,
         accept: 'application/jwk-set+json, application/json',
-      });
+      }));
       let local: LocalJWKSet;
       try {
         local = createLocalJWKSet(json as JSONWebKeySet);

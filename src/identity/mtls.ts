@@ -15,6 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Principal } from '../core/principal.ts';
 import { compilePatterns, type Matcher } from '../policy/glob.ts';
 import { describeValue } from './errors.ts';
+import type { GroupMapper } from './group-mappings.ts';
 
 export const MTLS_ERROR_CODES = [
   'mtls_not_configured',
@@ -50,6 +51,8 @@ export interface MtlsOptions {
   readonly trustDomains: readonly string[];
   /** Every mapping whose subject matches contributes its groups (config order, de-duplicated). */
   readonly groups?: readonly MtlsGroupMapping[];
+  /** identity.groupMappings, applied after `groups` (there are no claims: subject, issuer and method only). */
+  readonly mapGroups?: GroupMapper;
 }
 
 /** What Envoy's CheckRequest says about the peer (`attributes.source`). */
@@ -139,13 +142,14 @@ export function createMtlsIdentities(options: MtlsOptions): MtlsIdentities {
       }
       const certificate = peer?.certificate ?? '';
       const expiresAt = certificate.length === 0 ? undefined : certificateExpiry(certificate, principal, nowMs);
-      return {
+      const peerPrincipal: Principal = {
         subject: principal,
         groups: groupsOf(principal),
         issuer: `${SPIFFE_PREFIX}${id.trustDomain}`,
         authenticatedBy: 'mtls',
         ...(expiresAt !== undefined && { expiresAt }),
       };
+      return options.mapGroups ? options.mapGroups(peerPrincipal) : peerPrincipal;
     },
   };
 }

@@ -11,12 +11,18 @@
  * - Verified tokens are cached (LRU keyed by the token's SHA-256) until the token's exp, never past it; failures
  *   are not cached. Concurrent verifications of the same token share one verification.
  *
+ * - For a Kubernetes cluster issuer (or a private IdP): keys from a fixed `jwksUri` instead of discovery, a CA bundle
+ *   of its own, and a bearer credential for the fetches, sent only to the origin the keys are configured at.
+ * - A `refine` hook turns the verified claims into the principal a caller wants (a service account, mapped groups);
+ *   what it returns is what is cached.
+ *
  * Start-up and retries: `start()` makes ONE attempt (discovery + first JWKS fetch) and rejects with
  * `discovery_failed` or `jwks_unavailable`; it does not retry — `Authenticator.start()` retries in the background
  * with backoff. Until a verifier is ready, `verify()` fails closed; it re-attempts start-up lazily, at most once per
  * `jwksRefreshCooldownMs`.
  */
 import { createHash } from 'node:crypto';
+import https from 'node:https';
 import { decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JWSHeaderParameters, JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -25,7 +31,7 @@ import type { Principal } from '../core/principal.ts';
 import { readClaim, groupsFromClaim } from './claims.ts';
 import { IdentityError, describeValue } from './errors.ts';
 import type { IdentityErrorCode } from './errors.ts';
-import { fetchJson } from './fetch-json.ts';
+import { fetchJson, withAccess, type HttpAccess } from './fetch-json.ts';
 import { JwksCache } from './jwks.ts';
 import type { JwksFetchEvent } from './jwks.ts';
 
@@ -62,6 +68,22 @@ export interface OidcVerifierOptions {
   clockToleranceSeconds?: number;
   /** Default: issuer (without a trailing slash) + "/.well-known/openid-configuration". */
   discoveryUrl?: string;
+  /** Where the keys are; when set, discovery is skipped (the issuer is still checked in every token). */
+  jwksUri?: string;
+  /** PEM CA bundle trusted for discovery and JWKS fetches instead of the system roots (a cluster's CA). */
+  ca?: string;
+  /**
+   * A bearer token sent with discovery and JWKS fetches, read anew for each (it may rotate). Only ever sent to the
+   * origin of `jwksUri`, or of `discoveryUrl` when keys are discovered: a discovery document naming keys elsewhere
+   * does not get tollgate's credential.
+   */
+  bearerToken?: () => string;
+  /**
+   * Turns the principal built from subjectClaim/groupsClaim into the one to use, with the verified claims at hand
+   * (Kubernetes service accounts, group mappings). Runs once per verified token; the result is what is cached. May
+   * throw IdentityError.
+   */
+  refine?: (principal: Principal, claims: Readonly<JWTPayload>) => Principal;
   /** Minimum time between two JWKS fetches caused by unknown kids (and between failed fetches); default 30000. */
   jwksRefreshCooldownMs?: number;
   /** Keys older than this are refreshed before use; default 600000. Refreshed in the background at 80 %. */
@@ -120,6 +142,9 @@ interface Settings {
   readonly algorithms: readonly string[];
   readonly clockToleranceSeconds: number;
   readonly discoveryUrl: string;
+  readonly jwksUri: string | undefined;
+  readonly access: HttpAccess | undefined;
+  readonly refine: OidcVerifierOptions['refine'];
   readonly jwksRefreshCooldownMs: number;
   readonly jwksMaxAgeMs: number;
   readonly tokenCacheMax: number;
@@ -222,11 +247,12 @@ export class OidcVerifier {
   }
 
   async #discover(): Promise<JwksCache> {
-    const { discoveryUrl, issuer, fetchTimeoutMs } = this.#settings;
+    const { discoveryUrl, issuer, fetchTimeoutMs, access } = this.#settings;
     const logger = this.#hooks.logger;
+    if (this.#settings.jwksUri !== undefined) return this.#jwksCache(this.#settings.jwksUri);
     let document: unknown;
     try {
-      document = await fetchJson(discoveryUrl, { timeoutMs: fetchTimeoutMs });
+      document = await fetchJson(discoveryUrl, withAccess(discoveryUrl, access, { timeoutMs: fetchTimeoutMs }));
     } catch (error) {
       const message = `expected the discovery document of ${issuer}, found an error: ${messageOf(error)}`;
       logger?.warn({ issuer, discoveryUrl, err: messageOf(error) }, 'OIDC discovery failed');
@@ -257,12 +283,17 @@ export class OidcVerifier {
       return fail(`expected a jwks_uri with scheme ${allowed.join(' or ')}, found ${describeValue(jwksUrl.protocol)}`);
     }
     logger?.info({ issuer, discoveryUrl, jwksUri: jwksUrl.href }, 'OIDC discovery done');
+    return this.#jwksCache(jwksUrl.href);
+  }
+
+  #jwksCache(uri: string): JwksCache {
     return new JwksCache({
-      uri: jwksUrl.href,
-      issuer,
+      uri,
+      issuer: this.issuer,
       cooldownMs: this.#settings.jwksRefreshCooldownMs,
       maxAgeMs: this.#settings.jwksMaxAgeMs,
-      timeoutMs: fetchTimeoutMs,
+      timeoutMs: this.#settings.fetchTimeoutMs,
+      ...(this.#settings.access && { access: this.#settings.access }),
       onFetch: (event) => this.#onJwksFetch(event),
     });
   }
@@ -351,13 +382,14 @@ export class OidcVerifier {
       );
     }
     const groups = Object.freeze(groupsFromClaim(readClaim(payload, this.#settings.groupsClaim)));
-    const principal: Principal = Object.freeze({
+    let principal: Principal = Object.freeze({
       subject,
       groups,
       issuer: this.issuer,
       authenticatedBy: 'oidc',
       expiresAt: exp,
     });
+    if (this.#settings.refine) principal = Object.freeze(this.#settings.refine(principal, payload));
     const ttl = Math.floor(exp * 1000 - Date.now());
     if (ttl > 0) this.#cache.set(cacheKey, principal, { ttl });
     return principal;
@@ -507,11 +539,26 @@ function validateOptions(options: OidcVerifierOptions): Settings {
     return resolved;
   };
   const discoveryUrl = options.discoveryUrl ?? `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
-  try {
-    new URL(discoveryUrl);
-  } catch {
-    problem(`expected discoveryUrl to be an absolute URL, found ${describeValue(discoveryUrl)}`);
+  const origin = (name: string, url: string): string => {
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new TypeError('scheme');
+      return parsed.origin;
+    } catch {
+      return problem(`expected ${name} to be an absolute http(s) URL, found ${describeValue(url)}`);
+    }
+  };
+  const credentialOrigin = options.jwksUri === undefined ? origin('discoveryUrl', discoveryUrl) : origin('jwksUri', options.jwksUri);
+  if (options.ca !== undefined && !options.ca.includes('-----BEGIN CERTIFICATE-----')) {
+    problem('expected ca to be PEM certificates (-----BEGIN CERTIFICATE-----)');
   }
+  const bearerToken = options.bearerToken;
+  const access: HttpAccess | undefined = options.ca === undefined && bearerToken === undefined ? undefined : {
+    ...(options.ca !== undefined && { agent: new https.Agent({ ca: options.ca, keepAlive: true }) }),
+    ...(bearerToken && {
+      headers: (url: string) => (new URL(url).origin === credentialOrigin ? { authorization: `Bearer ${bearerToken()}` } : undefined),
+    }),
+  };
   return Object.freeze({
     issuer,
     audiences: Object.freeze([...options.audiences]),
@@ -520,6 +567,9 @@ function validateOptions(options: OidcVerifierOptions): Settings {
     algorithms: Object.freeze([...new Set(options.algorithms)]),
     clockToleranceSeconds: number('clockToleranceSeconds', options.clockToleranceSeconds, 0),
     discoveryUrl,
+    jwksUri: options.jwksUri,
+    access,
+    refine: options.refine,
     jwksRefreshCooldownMs: number('jwksRefreshCooldownMs', options.jwksRefreshCooldownMs, 0),
     jwksMaxAgeMs: number('jwksMaxAgeMs', options.jwksMaxAgeMs, 1),
     tokenCacheMax: Math.floor(number('tokenCacheMax', options.tokenCacheMax, 1)),

@@ -23,7 +23,7 @@ function setup(credentials: UpstreamCredential[] = []) {
     ],
   }).rules);
   const check = createAuthzHandler({
-    authenticate: async (header) => {
+    authenticate: async ({ authorization: header }) => {
       if (header === undefined) throw Object.assign(new Error('no bearer token in the Authorization header'), { code: 'token_missing' });
       const p = PRINCIPALS[header];
       if (!p) throw Object.assign(new Error('signature does not verify'), { code: 'signature_invalid' });

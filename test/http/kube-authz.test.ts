@@ -32,8 +32,8 @@ function setup(credential?: Partial<UpstreamCredential>) {
   }];
   const classify = createHttpClassifier(config.http.kubernetes);
   const check = createAuthzHandler({
-    authenticate: async (header) => {
-      const p = header === undefined ? undefined : PRINCIPALS[header];
+    authenticate: async ({ authorization }) => {
+      const p = authorization === undefined ? undefined : PRINCIPALS[authorization];
       if (!p) throw Object.assign(new Error('the token is not valid'), { code: 'signature_invalid' });
       return p;
     },
