@@ -2,6 +2,7 @@
  * `tollgate serve` and `tollgate validate` as an operator runs them: exit codes and messages, a Unix socket
  * listener, health, and the SIGTERM drain (open streams may finish; past the deadline they are cut; exit 0).
  */
+import YAML from 'yaml';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,7 +22,8 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-serve-'));
 test('validate: 0 for the quickstart config, 2 with file, line and path for a bad one, 2 without --config', async () => {
   const ok = await tollgate('validate', '--config', path.join(REPO_ROOT, 'examples', 'quickstart.yaml'), '--no-secrets');
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /quickstart\.yaml: valid \(13 rules, 1 OIDC issuers\)/);
+  const rules = (YAML.parse(fs.readFileSync(path.join(REPO_ROOT, 'examples', 'quickstart.yaml'), 'utf8')) as { rules: unknown[] }).rules.length;
+  assert.match(ok.stdout, new RegExp(`quickstart\\.yaml: valid \\(${rules} rules, 1 OIDC issuers\\)`));
 
   const dir = tmp();
   const bad = path.join(dir, 'bad.yaml');
