@@ -92,7 +92,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const audit = options.audit ?? createLogAuditSink(logger);
   const policy = compilePolicy(config.rules);
   const credentials = loadUpstreamCredentials(config.http.upstreamCredentials);
-  const classify = createHttpClassifier(config.http.kubernetes);
+  const classify = createHttpClassifier(config.http.kubernetes, config.http.kafkaRest);
   const identity = new Authenticator({
     oidc: config.identity.oidc.map(oidcOptions),
     logger,
