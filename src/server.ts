@@ -124,7 +124,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const build = (c: Config, previous: Live | undefined): Live => {
     const policy = compilePolicy(c.rules);
     const credentials = loadUpstreamCredentials(c.http.upstreamCredentials);
-    const classify = createHttpClassifier(c.http.kubernetes);
+    const classify = createHttpClassifier(c.http.kubernetes, c.http.kafkaRest);
     const maskContext = loadMaskContext(c.masking);
     const sameIdentity = previous !== undefined && JSON.stringify(previous.config.identity) === JSON.stringify(c.identity);
     const identities = sameIdentity ? previous.identities : newIdentities(c);

@@ -67,6 +67,17 @@ export interface StackOptions {
   readonly brokers?: 1 | 3;
   /** Extra broker properties (single broker only), e.g. `connections.max.reauth.ms` to make the broker ask for re-authentication. */
   readonly kafkaServerProperties?: ServerProperties;
+  /** More HTTP upstreams behind the edge listener, each for its own hosts (the demo upstream keeps every other host). */
+  readonly httpUpstreams?: readonly StackHttpUpstream[];
+}
+
+/** An HTTP upstream the edge listener routes requests for `domains` to (an Envoy virtual host and cluster). */
+export interface StackHttpUpstream {
+  /** Names the virtual host and the cluster. */
+  readonly name: string;
+  /** Envoy virtual host domains, e.g. `["kafka-rest.test", "kafka-rest.test:*"]`. */
+  readonly domains: readonly string[];
+  readonly port: number;
 }
 
 /** One broker as the stack runs it. */
@@ -201,12 +212,14 @@ export function renderKafkaBrokerListener(template: string, values: Readonly<Rec
  * `ports.kafkaListener` exactly as envoy/kafka.yaml names it; given brokers, one listener per broker
  * (`renderKafkaBrokerListener`).
  */
-export function renderStackEnvoy(ports: StackPorts, brokers: { host: string; port: number } | readonly StackEnvoyBroker[], upstreamPort: number): string {
+export function renderStackEnvoy(
+  ports: StackPorts, brokers: { host: string; port: number } | readonly StackEnvoyBroker[], upstreamPort: number, httpUpstreams: readonly StackHttpUpstream[] = [],
+): string {
   const values = {
     ENVOY_ADMIN_PORT: ports.envoyAdmin, HTTP_LISTENER_PORT: ports.httpListener, KAFKA_LISTENER_PORT: ports.kafkaListener,
     TOLLGATE_HOST: LOOPBACK, TOLLGATE_PORT: ports.grpc, UPSTREAM_HOST: LOOPBACK, UPSTREAM_PORT: upstreamPort,
   };
-  const http = renderTemplate(fs.readFileSync(ENVOY_TEMPLATES.http, 'utf8'), values);
+  const http = withHttpUpstreams(renderTemplate(fs.readFileSync(ENVOY_TEMPLATES.http, 'utf8'), values), httpUpstreams);
   const kafkaTemplate = fs.readFileSync(ENVOY_TEMPLATES.kafka, 'utf8');
   if (!Array.isArray(brokers)) {
     const one = brokers as { host: string; port: number };
@@ -215,6 +228,29 @@ export function renderStackEnvoy(ports: StackPorts, brokers: { host: string; por
   const list = brokers as readonly StackEnvoyBroker[];
   if (list.length === 0) throw new Error('renderStackEnvoy: expected at least one broker');
   return mergeBootstraps([http, ...list.map((b) => renderKafkaBrokerListener(kafkaTemplate, values, b))]);
+}
+
+interface HttpEdgeDoc {
+  static_resources: {
+    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { route_config?: { virtual_hosts: unknown[] } } }> }> }>;
+    clusters: unknown[];
+  };
+}
+
+/** The HTTP edge bootstrap with a virtual host and a cluster per extra upstream, ahead of the catch-all host. */
+export function withHttpUpstreams(httpBootstrap: string, upstreams: readonly StackHttpUpstream[]): string {
+  if (upstreams.length === 0) return httpBootstrap;
+  const doc = YAML.parse(httpBootstrap) as HttpEdgeDoc;
+  const routes = doc.static_resources.listeners[0]?.filter_chains[0]?.filters[0]?.typed_config.route_config;
+  if (routes === undefined) throw new Error(`withHttpUpstreams: expected a route_config in the first filter of ${ENVOY_TEMPLATES.http}`);
+  routes.virtual_hosts.unshift(...upstreams.map((u) => ({
+    name: u.name, domains: [...u.domains], routes: [{ match: { prefix: '/' }, route: { cluster: u.name, timeout: '0s' } }],
+  })));
+  doc.static_resources.clusters.push(...upstreams.map((u) => ({
+    name: u.name, type: 'STATIC', connect_timeout: '2s',
+    load_assignment: { cluster_name: u.name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: LOOPBACK, port_value: u.port } } } }] }] },
+  })));
+  return YAML.stringify(doc);
 }
 
 async function waitForReady(url: string, tollgate: ManagedProcess, timeoutMs: number): Promise<void> {
@@ -346,7 +382,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const b of kafka.brokers) progress(`Kafka broker ${b.nodeId} ${b.address} (SASL_PLAINTEXT, pid ${b.pid}) behind Envoy :${b.envoyPort}`);
 
     const envoy = await startEnvoy({
-      configYaml: renderStackEnvoy(ports, kafka.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, listenerPort: b.envoyPort })), upstream.port),
+      configYaml: renderStackEnvoy(ports, kafka.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, listenerPort: b.envoyPort })), upstream.port, options.httpUpstreams),
       adminPort: ports.envoyAdmin,
       workDir: path.join(workDir, 'envoy'),
     });

@@ -333,6 +333,11 @@ export const configSchema = z.object({
     kubernetes: z.object({
       hosts: patterns.meta({ description: 'Request authorities (`:authority`, port included when the client sent one) that are Kubernetes API servers, e.g. `kube.example.com` or `127.0.0.1:16443`.' }),
     }).strict().optional().meta({ description: 'Requests to these hosts are read as Kubernetes API requests: `match.kubernetes` rules apply, denials are Kubernetes `Status` objects, and responses a masking rule applies to are negotiated as JSON (protobuf and server-side Table requests are asked as JSON instead).' }),
+    kafkaRest: z.object({
+      hosts: patterns.meta({ description: 'Request authorities (`:authority`, port included when the client sent one) that are Confluent Kafka REST Proxies (API v3, and v2), e.g. `kafka-rest.example.com`.' }),
+      pathPrefix: z.string().regex(/^\/[^?#\s]*[^/?#\s]$/, 'expected a path prefix starting with "/" and not ending with "/", e.g. "/kafka-rest"').optional()
+        .meta({ description: 'The proxy\'s API sits under this path on these hosts (`/kafka-rest/v3/clusters/…`); it is stripped before the path is read. A request on these hosts outside it is denied.' }),
+    }).strict().optional().meta({ description: 'Requests to these hosts are read as the Kafka requests they amount to and judged by the same `match.kafka` rules as wire clients (produce, consume, describe, admin on topics and groups; `match.http` rules do not apply to them): every Kafka action a request asks must be allowed, and a path or method tollgate does not know is denied. Produced records (v3 single, streamed and batch; v2) go through the `reject` rules of their topic; consumed records (v2) are masked by the `mask` rules of their topic and records of topics the caller may not consume are left out; topic and group listings keep only what the caller may describe. Denials are in the proxy\'s error shape (`{"error_code": 40301, "message": …}`). Bodies and answers are judged by tollgate\'s ext_proc, which must see both streamed (FULL_DUPLEX_STREAMED, as in envoy/http-edge.yaml); where it does not, such requests are refused. Kubernetes hosts are matched first.' }),
   }).strict().prefault({}),
   kafka: z.object({
     maxFrameBytes: z.number().int().positive().max(2 ** 31 - 1).default(100 * 1024 * 1024)

@@ -15,11 +15,11 @@
  * applies per Kafka request. No rule is evaluated for the connection itself.
  */
 import type { Logger } from 'pino';
-import type { HttpAction } from '../core/action.ts';
 import type { Decision } from '../core/decision.ts';
 import type { AuditPath } from '../audit/record.ts';
-import { impersonationActions, type HttpClassifier } from './action.ts';
+import { impersonationActions, type HttpClassifier, type HttpRequestAction } from './action.ts';
 import { forbidden, kubeStatus } from './kube-status.ts';
+import { decideRestProxy, denialMessage, restAuditDetails, restProxyError } from './rest-proxy-policy.ts';
 import type { Principal } from '../core/principal.ts';
 import type { AuditSink } from '../audit/record.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
@@ -104,14 +104,18 @@ const plainHttp: HttpClassifier = (method, host, pathWithQuery) => {
   return { kind: 'http', method: method.toUpperCase(), host, path: q === -1 ? pathWithQuery : pathWithQuery.slice(0, q) };
 };
 
-export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier = plainHttp): HttpAction {
+export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier = plainHttp): HttpRequestAction {
   const http = req.attributes?.request?.http;
   const headers = http?.headers ?? {};
   return classify(http?.method ?? headers[':method'] ?? 'GET', http?.host ?? headers[':authority'] ?? '', http?.path ?? headers[':path'] ?? '/', headers);
 }
 
-/** A denial in the caller's protocol: a Kubernetes Status for API-server requests, tollgate's JSON otherwise. */
-function forbiddenResponse(action: HttpAction, principal: Principal, reason: string, rule: string | null): CheckResponseLike {
+/**
+ * A denial in the caller's protocol: a Kubernetes Status for API-server requests, the proxy's error object for Kafka
+ * REST Proxy requests, tollgate's JSON otherwise.
+ */
+function forbiddenResponse(action: HttpRequestAction, principal: Principal, reason: string, rule: string | null): CheckResponseLike {
+  if (action.kafkaRest !== undefined) return jsonDenial(GRPC_PERMISSION_DENIED, 403, restProxyError(403, denialMessage(reason, rule)));
   if (action.kubernetes !== undefined) {
     const named = rule === null || reason.includes(`rule ${rule}`) ? reason : `${reason} (tollgate rule ${rule})`;
     return jsonDenial(GRPC_PERMISSION_DENIED, 403, forbidden(action.kubernetes, principal.subject, named));
@@ -119,10 +123,34 @@ function forbiddenResponse(action: HttpAction, principal: Principal, reason: str
   return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason, rule });
 }
 
-function auditDetails(action: HttpAction): Record<string, unknown> {
+function auditDetails(action: HttpRequestAction): Record<string, unknown> {
   const details: Record<string, unknown> = { method: action.method, host: action.host, path: action.path };
   if (action.kubernetes !== undefined) details['kubernetes'] = action.kubernetes;
+  if (action.kafkaRest !== undefined) details['kafkaRest'] = restAuditDetails(action.kafkaRest);
   return details;
+}
+
+/**
+ * Where a request's audit records go and how their events are named. REST Proxy requests are judged by Kafka rules
+ * over Kafka actions, so their records sit on the `kafka` path beside the wire's (who produced to a topic, who was
+ * refused, whatever the client spoke), named `kafka.rest.*` so the entry point stays visible.
+ */
+function auditPathOf(action: HttpRequestAction): { path: AuditPath; events: string } {
+  if (action.kafkaRest !== undefined) return { path: 'kafka', events: 'kafka.rest' };
+  const path: AuditPath = action.kubernetes !== undefined ? 'kubernetes' : 'http';
+  return { path, events: path };
+}
+
+/** The body of a 401 in the caller's protocol. */
+function unauthenticatedBody(action: HttpRequestAction, reason: string): object {
+  if (action.kubernetes !== undefined) return kubeStatus(401, 'Unauthorized', `Unauthorized: ${reason}`);
+  if (action.kafkaRest !== undefined) return restProxyError(401, reason);
+  return { error: 'unauthenticated', reason, rule: null };
+}
+
+/** REST Proxy requests are decided by the Kafka actions they amount to, not as HTTP requests. */
+function decideRequest(policy: PolicyEngine, principal: Principal, action: HttpRequestAction): Decision {
+  return action.kafkaRest !== undefined ? decideRestProxy(policy, principal, action.kafkaRest) : policy.decide(principal, action);
 }
 
 function sourceOf(req: CheckRequestLike): Record<string, string | number> {
@@ -198,7 +226,7 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
     const action = actionFromCheck(req, deps.classify?.());
     const headers = req.attributes?.request?.http?.headers ?? {};
     const connection = sourceOf(req);
-    const path: AuditPath = action.kubernetes !== undefined ? 'kubernetes' : 'http';
+    const { path, events } = auditPathOf(action);
     const base = { time: new Date().toISOString(), path, connection };
     const source = req.attributes?.source;
     const peer = source?.principal ? { principal: source.principal, ...(source.certificate && { certificate: source.certificate }) } : undefined;
@@ -213,7 +241,7 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
       const failure = err as Partial<AuthenticationFailure>;
       const code = failure.code ?? 'authentication_failed';
       const reason = failure.message ?? 'authentication failed';
-      audit.write({ ...base, event: `${path}.authz.unauthenticated`, reason, details: { ...details, code } });
+      audit.write({ ...base, event: `${events}.authz.unauthenticated`, reason, details: { ...details, code } });
       hooks?.onDecision?.('unauthenticated', null, elapsed());
       logger.debug({ ...details, code }, 'ext_authz: unauthenticated');
       // invalid_token only when a token in the Authorization header was what failed (RFC 6750 §3.1), not an API
@@ -222,12 +250,11 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
         && authorization !== undefined && authorization.trim() !== '' && !/^apikey(\s|$)/i.test(authorization.trim());
       const challenge = !tokenFailed ? 'Bearer realm="tollgate"'
         : `Bearer realm="tollgate", error="invalid_token", error_description="${reason.replace(/["\\]/g, "'")}"`;
-      const body = action.kubernetes !== undefined ? kubeStatus(401, 'Unauthorized', `Unauthorized: ${reason}`) : { error: 'unauthenticated', reason, rule: null };
-      return jsonDenial(GRPC_UNAUTHENTICATED, 401, body, [set('www-authenticate', challenge)]);
+      return jsonDenial(GRPC_UNAUTHENTICATED, 401, unauthenticatedBody(action, reason), [set('www-authenticate', challenge)]);
     }
 
     const policy = deps.policy();
-    let decision: Decision = policy.decide(principal, action);
+    let decision: Decision = decideRequest(policy, principal, action);
     const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
     const callerImpersonates = Object.keys(headers).some((name) => name.startsWith(IMPERSONATION_HEADER_PREFIX));
     // Impersonation is a request of its own to the API server (verb impersonate on users/groups/serviceaccounts),
@@ -249,9 +276,10 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
         }
       }
     }
-    const shadowMasks = decision.effect === 'allow' ? policy.shadowMasks(principal, action) : [];
+    const shadowMasks = decision.effect === 'allow' && action.kafkaRest === undefined ? policy.shadowMasks(principal, action) : [];
     audit.write({
-      ...base, event: `${path}.authz.${decision.effect}`, principal, rule: decision.rule ?? 'default', reason: decision.reason,
+      // An allow names no rule only for a REST Proxy request that asks nothing up front (its parts are judged later).
+      ...base, event: `${events}.authz.${decision.effect}`, principal, ...(decision.rule !== null || decision.effect === 'deny' ? { rule: decision.rule ?? 'default' } : {}), reason: decision.reason,
       details: {
         ...details,
         ...(decision.shadow !== undefined ? { shadow: decision.shadow } : {}),

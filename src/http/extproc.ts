@@ -11,13 +11,21 @@
  * Request bodies are read only when a deny rule with body conditions could still refuse the request (policy's
  * `bodyRules`): the body is held whole (bounded by masking.maxBufferBytes), parsed, checked, then released or
  * answered with a 403. Every other request body streams through untouched.
+ *
+ * Kafka REST Proxy requests (config `http.kafkaRest`) are judged as Kafka traffic instead (src/http/rest-proxy-bodies.ts):
+ * produced records by their topic's `reject` rules, topics named in bodies by the access rules, consumed records by
+ * their topic's `mask` rules (records of topics the caller may not consume left out), listings entry by entry. What
+ * must be judged and cannot be (bodies Envoy does not stream to tollgate, an encoded or unreadable answer) is refused.
  */
 import type { Logger } from 'pino';
-import type { HttpAction } from '../core/action.ts';
 import type { Principal } from '../core/principal.ts';
 import type { AuditPath, AuditSink } from '../audit/record.ts';
 import type { BodyRule, NamedMaskPlan, PolicyEngine } from '../policy/engine.ts';
-import { createHttpClassifier, type HttpClassifier } from './action.ts';
+import { createHttpClassifier, type HttpClassifier, type HttpRequestAction } from './action.ts';
+import type { RestProxyKafkaRequest } from './rest-proxy.ts';
+import { RestProxyBodyError } from './rest-proxy.ts';
+import { judgesResponse, restJudge, restRequestGate, restResponseMasker, type GateStep, type RestJudge, type RestRefusal, type RestRequestGate } from './rest-proxy-bodies.ts';
+import { restAuditDetails, restProxyError } from './rest-proxy-policy.ts';
 import { forbidden, kubeStatus, type StatusReason } from './kube-status.ts';
 import { parseRequestBody } from './request-body.ts';
 import type { MaskContext } from '../masking/strategies.ts';
@@ -146,11 +154,15 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
     let ended = false;
     // The request as policy saw it, kept for denials and audit records of its body.
     let principal: Principal | undefined;
-    let action: HttpAction | undefined;
+    let action: HttpRequestAction | undefined;
     let requestContentType: string | undefined;
     let bodyRules: readonly BodyRule[] = [];
     let held: Buffer[] = [];
     let heldBytes = 0;
+    /** A Kafka REST Proxy request: its Kafka request, the principal's policy, and the gate its body passes. */
+    let rest: { request: RestProxyKafkaRequest; judge: RestJudge; gate?: RestRequestGate } | undefined;
+    /** The masking rules that applied to the response, for the metrics hook at its end. */
+    let maskedRules: readonly string[] = [];
     const finish = () => {
       if (ended) return;
       ended = true;
@@ -161,10 +173,14 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       ended = true;
       call.destroy(Object.assign(new Error(reason), { code: 13, details: reason }));
     };
-    const auditPath = (): AuditPath => (action?.kubernetes !== undefined ? 'kubernetes' : 'http');
+    const auditPath = (): AuditPath => (action?.kafkaRest !== undefined ? 'kafka' : action?.kubernetes !== undefined ? 'kubernetes' : 'http');
 
-    /** A refusal in the caller's protocol: a Kubernetes Status for API-server requests, tollgate's JSON otherwise. */
+    /**
+     * A refusal in the caller's protocol: a Kubernetes Status for API-server requests, the proxy's error object for
+     * Kafka REST Proxy requests, tollgate's JSON otherwise.
+     */
     const refuse = (status: number, reason: StatusReason, message: string, rule: string | null, details: string): ExtProcResponseLike => {
+      if (action?.kafkaRest !== undefined) return immediate(status, restProxyError(status, message), details);
       const k = action?.kubernetes;
       if (k !== undefined) {
         const body = status === 403 && principal !== undefined ? forbidden(k, principal.subject, message) : kubeStatus(status, reason, message);
@@ -179,6 +195,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       principal = principalFromMetadata(msg.metadata_context);
       action = (deps.classify?.() ?? plainHttp)(headers.get(':method') ?? 'GET', headers.get(':authority') ?? '', headers.get(':path') ?? '/', Object.fromEntries(headers));
       requestContentType = headers.get('content-type');
+      if (action.kafkaRest !== undefined) return onRestRequestHeaders(msg);
       const policy = deps.policy();
       plans = principal ? policy.masks(principal, action) : [];
       const hasBody = msg.request_headers?.end_of_stream !== true;
@@ -247,7 +264,90 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       return streamed('request_body', Buffer.alloc(0), false);
     };
 
+    const restAudit = (event: string, extra: { rule?: string | null; reason?: string; details?: Record<string, unknown> }) => {
+      deps.audit?.write({
+        time: new Date().toISOString(), path: 'kafka', event: `kafka.rest.${event}`, ...(principal ? { principal } : {}),
+        ...(extra.rule != null && { rule: extra.rule }), ...(extra.reason !== undefined && { reason: extra.reason }),
+        details: { method: action?.method, host: action?.host, path: action?.path, ...(action?.kafkaRest ? { kafkaRest: restAuditDetails(action.kafkaRest) } : {}), ...extra.details },
+      });
+    };
+
+    /**
+     * A Kafka REST Proxy request: what its body and its answer need, set up from its headers. ext_authz has judged the
+     * actions it asks up front; an unknown request or one without a principal is refused again here (fail closed:
+     * nothing of it could be judged).
+     */
+    const onRestRequestHeaders = (msg: ExtProcRequestLike): ExtProcResponseLike => {
+      const request = action!.kafkaRest!;
+      if (request.kind === 'unknown') return refuse(403, 'Forbidden', `not a Kafka REST Proxy request tollgate knows: ${request.reason}`, null, 'tollgate_rest_unknown');
+      if (principal === undefined) return refuse(403, 'Forbidden', 'no principal from ext_authz: a Kafka REST Proxy request cannot be judged', null, 'tollgate_rest_no_principal');
+      const judge = restJudge(deps.policy(), principal);
+      let gate: RestRequestGate | undefined;
+      try {
+        gate = msg.request_headers?.end_of_stream === true ? undefined : restRequestGate(request, judge, requestContentType, deps.maxBufferBytes);
+      } catch (err) {
+        if (!(err instanceof RestProxyBodyError)) throw err;
+        return refuse(400, 'BadRequest', err.message, null, 'tollgate_rest_body_invalid');
+      }
+      rest = gate === undefined ? { request, judge } : { request, judge, gate };
+      if (gate !== undefined && requestMode !== 'FULL_DUPLEX_STREAMED') {
+        logger.warn({ path: action!.path }, 'ext_proc: a Kafka REST Proxy body must be judged but request bodies are not streamed to tollgate; configure request_body_mode FULL_DUPLEX_STREAMED');
+        return refuse(403, 'Forbidden', `the body of ${request.operation} must be judged and Envoy does not send it to tollgate`, null, 'tollgate_body_not_inspectable');
+      }
+      if (!judgesResponse(request)) return { request_headers: { response: {} } };
+      if (responseMode !== 'FULL_DUPLEX_STREAMED') {
+        logger.warn({ path: action!.path }, 'ext_proc: a Kafka REST Proxy answer must be judged but response bodies are not streamed to tollgate; configure response_body_mode FULL_DUPLEX_STREAMED');
+        return refuse(403, 'Forbidden', `the answer to ${request.operation} must be judged and Envoy does not send it to tollgate`, null, 'tollgate_response_not_inspectable');
+      }
+      // The answer is read as text: ask for it unencoded.
+      return { request_headers: { response: { header_mutation: { remove_headers: ['accept-encoding'] } } } };
+    };
+
+    /** One step of a gated REST Proxy body: what passed goes on, then a refusal ends the request. */
+    const restBodySteps = (step: GateStep, endOfStream: boolean): ExtProcResponseLike[] => {
+      const out: ExtProcResponseLike[] = [];
+      const refusal = step.refusal;
+      if (step.release.length > 0 || (endOfStream && refusal === undefined)) out.push(streamed('request_body', step.release, endOfStream && refusal === undefined));
+      if (refusal !== undefined) out.push(restRefusal(refusal));
+      else if (out.length === 0) out.push(streamed('request_body', Buffer.alloc(0), false));
+      return out;
+    };
+
+    const restRefusal = (refusal: RestRefusal): ExtProcResponseLike => {
+      const event = refusal.code === 'record_rejected' ? 'produce.rejected' : refusal.code === 'body_denied' ? 'body.deny' : `body.${refusal.code.slice('body_'.length)}`;
+      restAudit(event, { rule: refusal.rule, reason: refusal.message, details: { ...refusal.details } });
+      const reason: StatusReason = refusal.status === 403 ? 'Forbidden' : refusal.status === 413 ? 'RequestEntityTooLarge' : 'BadRequest';
+      return refuse(refusal.status, reason, refusal.message, refusal.rule, `tollgate_rest_${refusal.code}`);
+    };
+
+    const onRestRequestBody = (gate: RestRequestGate, body: HttpBodyLike | null | undefined): ExtProcResponseLike[] => {
+      const step = gate.push(body?.body ?? Buffer.alloc(0));
+      if (step.refusal !== undefined || body?.end_of_stream !== true) return restBodySteps(step, false);
+      const last = gate.end();
+      return restBodySteps({ release: Buffer.concat([step.release, last.release]), ...(last.refusal !== undefined && { refusal: last.refusal }) }, true);
+    };
+
+    /** The answer to a REST Proxy request that needs judging: a successful one is masked or filtered whole. */
+    const onRestResponseHeaders = (msg: ExtProcRequestLike, request: RestProxyKafkaRequest, judge: RestJudge): ExtProcResponseLike => {
+      const headers = headerMap(msg.response_headers?.headers?.headers);
+      const status = Number(headers.get(':status') ?? '0');
+      // Errors carry no records and no listing: they pass as the proxy wrote them.
+      if (!judgesResponse(request) || status < 200 || status > 299) return { response_headers: { response: {} } };
+      const encoding = headers.get('content-encoding');
+      if (encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity') {
+        return refuse(502, 'InternalError', `the proxy answered ${request.operation} with content-encoding ${encoding}; tollgate judges only unencoded answers`, null, 'tollgate_rest_encoded_answer');
+      }
+      const made = restResponseMasker(request, judge, headers.get('content-type'), deps.maskContext(), tally, deps.maxBufferBytes, (report) => {
+        maskedRules = report.rules;
+        restAudit(report.kind === 'consume' ? 'consume' : 'listing', { details: { ...report.details, ...(report.rules.length > 0 && { rules: report.rules, masked: { ...tally } }) } });
+      });
+      if (typeof made === 'string') return refuse(502, 'InternalError', made, null, 'tollgate_rest_unreadable_answer');
+      masker = made;
+      return { response_headers: { response: { header_mutation: { remove_headers: ['content-length'] } } } };
+    };
+
     const onResponseHeaders = (msg: ExtProcRequestLike): ExtProcResponseLike => {
+      if (rest !== undefined) return onRestResponseHeaders(msg, rest.request, rest.judge);
       if (plans.length === 0) return { response_headers: { response: {} } };
       const headers = headerMap(msg.response_headers?.headers?.headers);
       const encoding = headers.get('content-encoding');
@@ -262,6 +362,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
         return refuse(502, 'InternalError', `the upstream answered with content type ${contentType}, which tollgate cannot read to mask (rule ${rules[0]})`, rules[0]!, 'tollgate_masking_opaque_body');
       }
       masker = responseMasker(bodyFormat(contentType), plans, deps.maskContext(), deps.maxBufferBytes, tally);
+      maskedRules = rules;
       return {
         response_headers: {
           response: {
@@ -280,7 +381,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       let out = masker.push(body?.body ?? Buffer.alloc(0));
       if (eos) {
         out = Buffer.concat([out, masker.end()]);
-        hooks?.onMasked?.(plans.map((p) => p.rule), tally);
+        hooks?.onMasked?.(maskedRules, tally);
       }
       return streamed('response_body', out, eos);
     };
@@ -303,15 +404,21 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
           }
           case 'response_headers': call.write(onResponseHeaders(msg)); break;
           case 'request_body': {
-            const out = onRequestBody(msg.request_body);
-            call.write(out);
-            if ('immediate_response' in out) finish();
+            const gate = rest?.gate;
+            for (const out of gate !== undefined ? onRestRequestBody(gate, msg.request_body) : [onRequestBody(msg.request_body)]) {
+              call.write(out);
+              if ('immediate_response' in out) { finish(); break; }
+            }
             break;
           }
           case 'response_body': call.write(onResponseBody(msg.response_body)); break;
           case 'request_trailers':
             // Trailers end the body: check and release what is held before answering them.
-            if (bodyRules.length > 0) {
+            if (rest?.gate !== undefined) {
+              const outs = restBodySteps(rest.gate.end(), false);
+              for (const out of outs) call.write(out);
+              if (outs.some((out) => 'immediate_response' in out)) { finish(); break; }
+            } else if (bodyRules.length > 0) {
               const out = checkRequestBody(false);
               call.write(out);
               if ('immediate_response' in out) { finish(); break; }

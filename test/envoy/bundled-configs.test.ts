@@ -81,3 +81,14 @@ test('the quickstart\'s merged bootstrap (both listeners, one tollgate cluster) 
   assert.deepEqual(doc.static_resources.clusters.map((c: { name: string }) => c.name), ['tollgate', 'upstream', 'kafka_broker']);
   assert.match(await validateEnvoyConfig(merged), /OK/);
 });
+
+test('a stack with another HTTP upstream (the REST Proxy of the e2e tests) routes its hosts there and still validates', async () => {
+  const merged = renderStackEnvoy(
+    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000 },
+    { host: '127.0.0.1', port: 19093 }, 18081, [{ name: 'kafka_rest', domains: ['kafka-rest.test', 'kafka-rest.test:*'], port: 18082 }]);
+  const doc = YAML.parse(merged);
+  const hosts = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts;
+  assert.deepEqual(hosts.map((h: { name: string; domains: string[] }) => [h.name, h.domains]), [['kafka_rest', ['kafka-rest.test', 'kafka-rest.test:*']], ['upstream', ['*']]]);
+  assert.deepEqual(doc.static_resources.clusters.map((c: { name: string }) => c.name), ['tollgate', 'upstream', 'kafka_rest', 'kafka_broker']);
+  assert.match(await validateEnvoyConfig(merged), /OK/);
+});
