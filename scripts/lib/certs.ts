@@ -2,9 +2,10 @@
  * @module scripts/lib/certs
  * Throwaway X.509 material for tests of mTLS listeners, made with the `openssl` CLI (OpenSSL 3): a CA, server
  * certificates with IP/DNS SANs, and client certificates with a URI SAN (a SPIFFE id, so they are X.509-SVIDs).
- * Keys are EC P-256 (fast to make), unencrypted, PEM (PKCS#8). Never use any of it outside a test run.
+ * Keys are EC P-256 (fast to make), unencrypted, PEM (PKCS#8). Also bare RSA key pairs for signing JWTs (a
+ * Kubernetes API server's service-account key). Never use any of it outside a test run.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runChecked } from './process.ts';
@@ -111,4 +112,31 @@ export async function createMtlsTestCertificates(dir: string, clients: Readonly<
     issued[name] = await issueCertificate(ca, { name, usage: 'client', uris: [spiffeId] });
   }
   return { dir, ca, server, clients: issued };
+}
+
+export interface KeyPairFiles {
+  /** PEM private key file (PKCS#8, unencrypted). */
+  readonly privateKey: string;
+  /** PEM public key file (SubjectPublicKeyInfo, `BEGIN PUBLIC KEY`). */
+  readonly publicKey: string;
+}
+
+/**
+ * An RSA-2048 key pair (`<dir>/<name>.key`, `<dir>/<name>.pub`) for signing RS256 JWTs. RSA, not EC like the
+ * certificates: RS256 is what every JWT verifier accepts and what Kubernetes' service-account tokens use by default.
+ */
+export async function createRsaKeyPair(dir: string, name: string): Promise<KeyPairFiles> {
+  checkName(name);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const { privateKey, publicKey } = await new Promise<{ privateKey: string; publicKey: string }>((resolve, reject) => {
+    generateKeyPair('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    }, (err, pub, priv) => (err === null ? resolve({ privateKey: priv, publicKey: pub }) : reject(new Error(`certs: generating RSA key ${name} failed: ${err.message}`, { cause: err }))));
+  });
+  const files = { privateKey: path.join(dir, `${name}.key`), publicKey: path.join(dir, `${name}.pub`) };
+  await fs.promises.writeFile(files.privateKey, privateKey, { mode: 0o600 });
+  await fs.promises.writeFile(files.publicKey, publicKey);
+  return files;
 }
