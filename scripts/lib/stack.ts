@@ -26,7 +26,8 @@ import type { Config } from '../../src/config/schema.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
 import { startDevIssuer, type DevIssuer } from '../../src/dev/oidc-issuer.ts';
 import { startDemoUpstream, type DemoUpstream } from '../../src/dev/demo-upstream.ts';
-import { ensureEnvoy, ensureKafka } from '../provision.ts';
+import { ensureEnvoy, ensureEtcd, ensureKafka, ensureKubernetes } from '../provision.ts';
+import { KUBE_GATEWAY_TOKEN_ENV, startKubeGateway, type KubeGateway } from './kube-gateway.ts';
 import { renderTemplate, startEnvoy, type EnvoyProcess } from './envoy.ts';
 import { harnessSasl, startKafka, type KafkaSaslMechanism, type KafkaSaslOptions, type ServerProperties } from './kafka.ts';
 import { startKafkaCluster } from './kafka-cluster.ts';
@@ -50,6 +51,8 @@ export interface StackPorts {
   grpc: number;
   admin: number;
   envoyAdmin: number;
+  /** Envoy's Kubernetes gateway listener (TLS), used only with `kubernetes: true`. */
+  kubernetesListener: number;
 }
 
 export interface StackOptions {
@@ -69,6 +72,8 @@ export interface StackOptions {
   readonly kafkaServerProperties?: ServerProperties;
   /** More HTTP upstreams behind the edge listener, each for its own hosts (the demo upstream keeps every other host). */
   readonly httpUpstreams?: readonly StackHttpUpstream[];
+  /** Also a real Kubernetes API server behind Envoy's Kubernetes gateway listener (scripts/lib/kube-gateway.ts). */
+  readonly kubernetes?: boolean;
 }
 
 /** An HTTP upstream the edge listener routes requests for `domains` to (an Envoy virtual host and cluster). */
@@ -128,6 +133,8 @@ export interface Stack {
   readonly envoy: EnvoyProcess;
   readonly tollgate: ManagedProcess;
   readonly tollgateConfigFile: string;
+  /** With `kubernetes: true`: the API server, the gateway listener and kubectl through it. */
+  readonly kubernetes: KubeGateway | undefined;
   readonly httpUrl: string;
   /** `127.0.0.1:<port>` of the first broker's Envoy listener. */
   readonly kafkaBootstrap: string;
@@ -294,7 +301,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   const brokerCount = options.brokers ?? 1;
   if (brokerCount !== 1 && brokerCount !== 3) throw new Error(`startStack: brokers must be 1 or 3, got ${String(brokerCount)}`);
-  const free = await freePorts(6 + brokerCount - 1);
+  const free = await freePorts(7 + brokerCount - 1);
   const ports: StackPorts = {
     httpListener: options.ports?.httpListener ?? free[0]!,
     kafkaListener: options.ports?.kafkaListener ?? free[1]!,
@@ -302,9 +309,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     grpc: options.ports?.grpc ?? free[3]!,
     admin: options.ports?.admin ?? free[4]!,
     envoyAdmin: options.ports?.envoyAdmin ?? free[5]!,
+    kubernetesListener: options.ports?.kubernetesListener ?? free[6]!,
   };
   // Node ids are 1..n in both harnesses; node 1's listener is the bootstrap one.
-  const kafkaListeners = [ports.kafkaListener, ...free.slice(6)];
+  const kafkaListeners = [ports.kafkaListener, ...free.slice(7)];
   const nodeIds = kafkaListeners.map((_, i) => i + 1);
   await fs.promises.mkdir(RUN_DIR, { recursive: true });
   const workDir = options.workDir ?? await fs.promises.mkdtemp(path.join(RUN_DIR, 'stack-'));
@@ -336,6 +344,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const upstream = await startDemoUpstream({ token: upstreamToken });
     stops.push(() => upstream.close());
 
+    let kubernetes: KubeGateway | undefined;
+    if (options.kubernetes === true) {
+      progress('provisioning and starting the Kubernetes API server (etcd + kube-apiserver)');
+      await ensureKubernetes();
+      await ensureEtcd();
+      kubernetes = await startKubeGateway({ workDir, listenerPort: ports.kubernetesListener });
+      const gateway = kubernetes;
+      stops.push(() => gateway.stop());
+      progress(`Kubernetes API server ${gateway.apiServer.url} (namespace demo, Secret db-credentials)`);
+    }
+
     // tollgate's own config: the file as given, pointed at this stack's ports, issuer and brokers.
     const doc = YAML.parse(configText) as Record<string, any>;
     doc['server'] = { ...doc['server'], grpc: { ...doc['server']?.grpc, address: `${LOOPBACK}:${ports.grpc}` }, admin: { address: `${LOOPBACK}:${ports.admin}` } };
@@ -352,6 +371,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       upstream: { ...doc['kafka']?.upstream, sasl: { mechanism: gatewayMechanism, username: gatewayUser, password: { env: KAFKA_PASSWORD_ENV } } },
       brokers: nodeIds.map((nodeId, i) => ({ nodeId, advertise: `${LOOPBACK}:${kafkaListeners[i]!}` })),
     };
+    kubernetes?.editConfig(doc);
     options.editConfig?.(doc);
     const tollgateConfigFile = path.join(workDir, 'tollgate.yaml');
     await fs.promises.writeFile(tollgateConfigFile, YAML.stringify(doc));
@@ -371,7 +391,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       command: process.execPath,
       args: [path.join(REPO_ROOT, 'src', 'cli.ts'), 'serve', '--config', tollgateConfigFile],
       logFile: tollgateLog,
-      env: { ...process.env, [UPSTREAM_TOKEN_ENV]: upstreamToken, [KAFKA_PASSWORD_ENV]: gatewayPassword },
+      env: {
+        ...process.env, [UPSTREAM_TOKEN_ENV]: upstreamToken, [KAFKA_PASSWORD_ENV]: gatewayPassword,
+        ...(kubernetes !== undefined && { [KUBE_GATEWAY_TOKEN_ENV]: kubernetes.gatewayToken }),
+      },
     });
     stops.push(() => tollgate.stop());
     const adminUrl = `http://${LOOPBACK}:${ports.admin}`;
@@ -381,13 +404,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const kafka = await kafkaStarting;
     for (const b of kafka.brokers) progress(`Kafka broker ${b.nodeId} ${b.address} (SASL_PLAINTEXT, pid ${b.pid}) behind Envoy :${b.envoyPort}`);
 
+    const stackEnvoy = renderStackEnvoy(ports, kafka.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, listenerPort: b.envoyPort })), upstream.port, options.httpUpstreams);
     const envoy = await startEnvoy({
-      configYaml: renderStackEnvoy(ports, kafka.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, listenerPort: b.envoyPort })), upstream.port, options.httpUpstreams),
+      configYaml: kubernetes === undefined ? stackEnvoy
+        : mergeBootstraps([stackEnvoy, kubernetes.envoyBootstrap({ envoyAdminPort: ports.envoyAdmin, tollgatePort: ports.grpc })]),
       adminPort: ports.envoyAdmin,
       workDir: path.join(workDir, 'envoy'),
     });
     stops.push(() => envoy.stop());
-    progress(`Envoy HTTP :${ports.httpListener}, Kafka :${kafkaListeners.join(', :')}, admin :${ports.envoyAdmin} (pid ${envoy.pid})`);
+    progress(`Envoy HTTP :${ports.httpListener}, Kafka :${kafkaListeners.join(', :')}${kubernetes ? `, Kubernetes :${ports.kubernetesListener}` : ''}, admin :${ports.envoyAdmin} (pid ${envoy.pid})`);
 
     if (qs.topics.length > 0) {
       await kafka.createTopics(qs.topics);
@@ -398,7 +423,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const mintToken = (sub: string, groups: readonly string[], ttlSeconds?: number) =>
       issuer.mint({ sub, groups: [...groups], ...(ttlSeconds !== undefined && { ttlSeconds }) });
     return {
-      ports, workDir, config, issuer, upstream, kafka, envoy, tollgate, tollgateConfigFile,
+      ports, workDir, config, issuer, upstream, kafka, envoy, tollgate, tollgateConfigFile, kubernetes,
       httpUrl: `http://${LOOPBACK}:${ports.httpListener}`,
       kafkaBootstrap,
       kafkaListeners,

@@ -169,7 +169,7 @@ const ruleMatch = z.object({
     method: z.union([z.enum(HTTP_METHODS), z.array(z.enum(HTTP_METHODS)).min(1)]).optional().meta({ description: 'Any of these methods.' }),
     path: patterns.optional().meta({ description: 'Request path without the query string.' }),
     host: patterns.optional().meta({ description: 'Request authority (`:authority` / Host).' }),
-  }).strict().optional().meta({ description: 'Matches HTTP requests only.' }),
+  }).strict().optional().meta({ description: 'Matches HTTP requests only, and not those to a Kubernetes API server (`http.kubernetes.hosts`): `kubernetes` rules judge those.' }),
   kafka: z.object({
     operation: z.union([z.enum(KAFKA_OPERATIONS), z.array(z.enum(KAFKA_OPERATIONS)).min(1)]).optional()
       .meta({ description: 'produce, consume (fetch, offsets, group membership), describe (metadata, group and config listings), admin (topic, config, ACL changes). An allow rule for produce or consume on a topic also allows describing it, as a Kafka ACL for Write or Read implies Describe; deny rules match only the operations they list.' }),
@@ -288,6 +288,7 @@ const quickstart = z.object({
   listeners: z.object({
     http: port.default(10000).meta({ description: 'Envoy HTTP listener.' }),
     kafka: port.default(19092).meta({ description: 'Envoy Kafka listener, advertised by the broker.' }),
+    kubernetes: port.default(16443).meta({ description: 'Envoy Kubernetes gateway listener (TLS), with `npm run quickstart:kube`.' }),
   }).strict().prefault({}),
   issuer: z.object({
     port: port.default(18080).meta({ description: 'Dev OIDC issuer port on 127.0.0.1.' }),

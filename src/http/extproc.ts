@@ -361,7 +361,11 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
         plans = [];
         return refuse(502, 'InternalError', `the upstream answered with content type ${contentType}, which tollgate cannot read to mask (rule ${rules[0]})`, rules[0]!, 'tollgate_masking_opaque_body');
       }
-      masker = responseMasker(bodyFormat(contentType), plans, deps.maskContext(), deps.maxBufferBytes, tally);
+      // A Kubernetes watch is a stream of JSON objects whatever its content type says (`application/json` when the
+      // client asked for JSON): masked object by object, never held to the end of a stream that does not end.
+      const format = bodyFormat(contentType);
+      const watching = action?.kubernetes?.verb === 'watch' && (format === 'json' || format === 'ndjson');
+      masker = responseMasker(watching ? 'json-sequence' : format, plans, deps.maskContext(), deps.maxBufferBytes, tally);
       maskedRules = rules;
       return {
         response_headers: {

@@ -5,12 +5,13 @@
  */
 import type { NamedMaskPlan } from '../policy/engine.ts';
 import type { MaskContext } from '../masking/strategies.ts';
-import { documentMasker, lineMasker, sseMasker, type StreamMasker } from '../masking/stream.ts';
+import { documentMasker, lineMasker, sequenceMasker, sseMasker, type StreamMasker } from '../masking/stream.ts';
 import { maskJsonUnit, maskTextUnit, type MaskTally } from '../masking/units.ts';
 
 export { MaskingFailure, maskJsonUnit, maskTextUnit, type MaskTally } from '../masking/units.ts';
 
-export type BodyFormat = 'json' | 'ndjson' | 'sse' | 'text';
+/** `json-sequence`: JSON objects one after another, with or without newlines (a Kubernetes watch). */
+export type BodyFormat = 'json' | 'ndjson' | 'json-sequence' | 'sse' | 'text';
 
 /** `application/json;stream=watch` is how the Kubernetes API server labels watch streams. */
 export function bodyFormat(contentType: string | undefined): BodyFormat {
@@ -27,6 +28,7 @@ export function responseMasker(format: BodyFormat, plans: readonly NamedMaskPlan
   switch (format) {
     case 'json': return documentMasker(json, maxBufferBytes);
     case 'ndjson': return lineMasker((line) => (line.trim() === '' ? line : json(line)), maxBufferBytes);
+    case 'json-sequence': return sequenceMasker(json, maxBufferBytes);
     case 'sse': return sseMasker((data) => (/^\s*[[{]/.test(data) ? json(data) : maskTextUnit(data, plans, ctx, tally)), maxBufferBytes);
     case 'text': return documentMasker((t) => maskTextUnit(t, plans, ctx, tally), maxBufferBytes);
   }

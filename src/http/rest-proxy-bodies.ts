@@ -5,7 +5,7 @@
  *
  * Requests (`restRequestGate`):
  * - produced records go through their topic's `reject` rules, as a wire Produce's do. A v3 `records` body is a stream
- *   of records (src/http/json-sequence.ts): each goes on once inspected, so a long-lived producer stream keeps
+ *   of records (src/masking/json-sequence.ts): each goes on once inspected, so a long-lived producer stream keeps
  *   streaming. A v3 `records:batch` body or a v2 body is one request whose records the proxy writes together: it is
  *   held whole, and one refused record refuses it all (nothing of it is written, as a wire Produce's partition);
  * - topics a body names (`bodyActions`: a created topic, v2 subscriptions, offsets, seeks) are decided before any byte
@@ -24,7 +24,7 @@ import { rejectReason, type InspectedRecord, type RejectPlan } from '../policy/r
 import type { MaskContext } from '../masking/strategies.ts';
 import type { MaskTally } from '../masking/units.ts';
 import { documentMasker, type StreamMasker } from '../masking/stream.ts';
-import { JsonSequenceError, jsonSequenceSplitter } from './json-sequence.ts';
+import { JsonSequenceError, jsonSequenceSplitter } from '../masking/json-sequence.ts';
 import { bodyActions, filterListing, RestProxyBodyError, type RestProxyKafkaRequest } from './rest-proxy.ts';
 import { consumedRecordAction, embeddedFormat, inspectedRecords, maskConsumedRecords, produceFormat, type ProduceFormat } from './rest-proxy-records.ts';
 import { describeKafkaAction, denialMessage } from './rest-proxy-policy.ts';

@@ -113,7 +113,7 @@ function v2Data(value: unknown, embedded: EmbeddedFormat, where: string): Buffer
 }
 
 /**
- * The records of one produce body unit: for v3 a record object (one unit of the stream, src/http/json-sequence.ts)
+ * The records of one produce body unit: for v3 a record object (one unit of the stream, src/masking/json-sequence.ts)
  * or a whole batch, for v2 the whole body. Throws RestProxyBodyError, naming the record and field, for a unit that is
  * not what the proxy accepts: nothing of such a request would be written.
  */

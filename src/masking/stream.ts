@@ -5,6 +5,8 @@
  * chunks is never missed and never leaks: bytes of an incomplete unit are held, up to a bound.
  */
 
+import { jsonSequenceSplitter } from './json-sequence.ts';
+
 export class StreamLimitError extends Error {
   readonly limit: number;
   constructor(what: string, limit: number) {
@@ -96,6 +98,26 @@ export function sseMasker(maskData: (data: string) => string, maxEventBytes: num
       buffered = '';
       return Buffer.from(rest === '' ? '' : maskEvent(rest), 'utf8');
     },
+  };
+}
+
+/**
+ * Concatenated JSON objects (a Kubernetes watch, served as `application/json` one event after another): each object
+ * is masked as soon as it is complete; the whitespace between objects goes out as it came.
+ */
+export function sequenceMasker(maskObject: (text: string) => string, maxObjectBytes: number): StreamMasker {
+  const splitter = jsonSequenceSplitter(maxObjectBytes);
+  return {
+    get held() { return splitter.held; },
+    push(chunk) {
+      const out: Buffer[] = [];
+      for (const unit of splitter.push(chunk)) {
+        const objectBytes = Buffer.byteLength(unit.text);
+        out.push(unit.bytes.subarray(0, unit.bytes.length - objectBytes), Buffer.from(maskObject(unit.text), 'utf8'));
+      }
+      return Buffer.concat(out);
+    },
+    end: () => splitter.end(),
   };
 }
 

@@ -146,7 +146,9 @@ function compileCondition(rule: RuleConfig): Condition {
   const { http, kafka, kubernetes } = rule.match;
   if (kubernetes) conds.push(...kubernetesConditions(kubernetes));
   if (http) {
-    conds.push((_p, a) => a.kind === 'http');
+    // Requests to a Kubernetes API server are judged by `kubernetes` rules only: a path rule written for a web API
+    // (`/api/*`) must not open the API server's own /api.
+    conds.push((_p, a) => a.kind === 'http' && a.kubernetes === undefined);
     const methods = toList(http.method);
     if (methods) {
       const set = new Set<string>(methods);

@@ -74,7 +74,7 @@ test('the Kafka listener runs network ext_proc fail-closed before tcp_proxy', ()
 
 test('the quickstart\'s merged bootstrap (both listeners, one tollgate cluster) passes envoy --mode validate', async () => {
   const merged = renderStackEnvoy(
-    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000 },
+    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000, kubernetesListener: 16443 },
     { host: '127.0.0.1', port: 19093 }, 18081);
   const doc = YAML.parse(merged);
   assert.deepEqual(doc.static_resources.listeners.map((l: { name: string }) => l.name), ['http_edge', 'kafka']);
@@ -84,7 +84,7 @@ test('the quickstart\'s merged bootstrap (both listeners, one tollgate cluster) 
 
 test('a stack with another HTTP upstream (the REST Proxy of the e2e tests) routes its hosts there and still validates', async () => {
   const merged = renderStackEnvoy(
-    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000 },
+    { httpListener: 10000, kafkaListener: 19092, issuer: 18080, grpc: 19001, admin: 19901, envoyAdmin: 19000, kubernetesListener: 16443 },
     { host: '127.0.0.1', port: 19093 }, 18081, [{ name: 'kafka_rest', domains: ['kafka-rest.test', 'kafka-rest.test:*'], port: 18082 }]);
   const doc = YAML.parse(merged);
   const hosts = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts;

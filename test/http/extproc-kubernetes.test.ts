@@ -22,7 +22,7 @@ const config = configSchema.parse({
     { name: 'no-privileged-pods', match: { kubernetes: { verb: ['create', 'update', 'patch'], resource: 'pods' } , body: { '$..securityContext.privileged': { equals: true } } }, effect: 'deny', description: 'privileged containers are not allowed' },
     { name: 'host-path-watch', match: { kubernetes: { resource: 'pods' }, body: { '$..hostPath': { exists: true } } }, effect: 'deny', shadow: true },
     { name: 'everything', match: {}, effect: 'allow' },
-    { name: 'secrets-masked', match: { kubernetes: { resource: 'secrets' } }, mask: { fields: { '$.data.*': 'redact', '$.items[*].data.*': 'redact' } } },
+    { name: 'secrets-masked', match: { kubernetes: { resource: 'secrets' } }, mask: { fields: { '$.data.*': 'redact', '$.items[*].data.*': 'redact', '$.object.data.*': 'redact' } } },
   ],
 });
 const policy = compilePolicy(config.rules);
@@ -147,4 +147,17 @@ test('when a masking rule applies, protobuf and Table requests are asked as JSON
   const plain = stream().call;
   plain.emit('data', requestHeaders('GET', '/api/v1/namespaces/demo/secrets', { accept: 'application/json' }, true));
   assert.equal((plain.written[0] as any).request_headers.response.header_mutation.set_headers, undefined, 'JSON already: left alone');
+});
+
+test('a watch answered as plain application/json is masked event by event as each object completes', () => {
+  const { call } = stream();
+  call.emit('data', requestHeaders('GET', '/api/v1/namespaces/demo/secrets?watch=true', { accept: 'application/json' }, true));
+  call.emit('data', { request: 'response_headers', response_headers: { headers: { headers: headers({ ':status': '200', 'content-type': 'application/json' }) } } });
+  const out = () => Buffer.concat(call.written
+    .map((w) => (w as any).response_body?.response?.body_mutation?.streamed_response?.body as Buffer | undefined)
+    .filter((b): b is Buffer => b !== undefined)).toString();
+  const event = (name: string, value: string) => JSON.stringify({ type: 'ADDED', object: { kind: 'Secret', metadata: { name }, data: { password: value } } });
+  call.emit('data', { request: 'response_body', response_body: { body: Buffer.from(event('a', 'czNjcjN0') + event('b', 'b3RoZXI=').slice(0, 40)), end_of_stream: false } });
+  assert.equal(JSON.parse(out()).object.data.password, '[REDACTED]', 'the first event went out at once, masked');
+  assert.doesNotMatch(out(), /b3RoZXI/);
 });

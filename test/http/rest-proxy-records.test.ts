@@ -16,7 +16,7 @@ import type { ProduceRequest } from '../../src/kafka/protocol/generated/index.ts
 import { decodeBatch, encodeBatch, splitBatches, type BatchHeader, type KafkaRecord } from '../../src/kafka/protocol/records/index.ts';
 import { MaskingFailure, type MaskTally } from '../../src/masking/units.ts';
 import { RestProxyBodyError } from '../../src/http/rest-proxy.ts';
-import { jsonSequenceSplitter } from '../../src/http/json-sequence.ts';
+import { jsonSequenceSplitter } from '../../src/masking/json-sequence.ts';
 import {
   consumedRecordAction, embeddedFormat, inspectedRecords, maskConsumedRecords, produceFormat, type EmbeddedFormat,
 } from '../../src/http/rest-proxy-records.ts';

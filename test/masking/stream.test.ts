@@ -59,3 +59,18 @@ test('a whole JSON document is held to the end, then masked', () => {
   assert.equal(run(masker, doc, [5, 20]), '{"customers":[{"email":"[REDACTED]"}]}');
   assert.throws(() => documentMasker((t) => t, 4).push(Buffer.from('12345')), StreamLimitError);
 });
+
+test('a sequence of JSON objects is masked object by object, whatever the chunking, whitespace kept', async () => {
+  const { sequenceMasker } = await import('../../src/masking/stream.ts');
+  const body = '{"type":"ADDED","object":{"data":{"p":"c2VjcmV0"}}}{"type":"MODIFIED","object":{"data":{"p":"b3RoZXI="}}}\n  {"type":"DELETED","object":{"data":{}}}\n';
+  const mask = (t: string) => JSON.stringify({ ...JSON.parse(t), masked: true });
+  for (let cut = 1; cut < body.length; cut++) {
+    const m = sequenceMasker(mask, 1024);
+    const first = m.push(Buffer.from(body.slice(0, cut))).toString();
+    const rest = m.push(Buffer.from(body.slice(cut))).toString() + m.end().toString();
+    const out = first + rest;
+    assert.equal(first.split('{"type"').length, first.split('"masked":true').length, `cut at ${cut}: only whole, masked objects leave early`);
+    assert.equal(out.split('"masked":true').length - 1, 3, `cut at ${cut}`);
+    assert.match(out, /\}\n {2}\{/, 'whitespace between objects goes out as it came');
+  }
+});

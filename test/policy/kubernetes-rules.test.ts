@@ -120,3 +120,9 @@ test('the schema refuses body conditions on anything but an HTTP deny rule', () 
   ];
   for (const rule of bad) assert.equal(configSchema.safeParse({ rules: [rule] }).success, false, JSON.stringify(rule));
 });
+
+test('an http rule never matches a request to a Kubernetes API server: a path rule for a web API does not open /api', () => {
+  const p = policyOf([{ name: 'web-api-open', match: { http: { path: '/api/*' } }, effect: 'allow' }]);
+  assert.equal(p.decide(sre, kube('GET', '/api/v1/secrets')).effect, 'deny');
+  assert.equal(p.decide(sre, classify('GET', 'web.test', '/api/v1/secrets', {})).effect, 'allow');
+});

@@ -1,8 +1,8 @@
 /**
- * @module http/json-sequence
- * Splits a body of concatenated JSON objects (`{…}{…}` with optional whitespace between them, the streaming mode of
- * Kafka REST v3 produce) into whole objects as chunks arrive, so each record can be inspected before any of its bytes
- * go on. Chunk boundaries may fall anywhere, inside strings, escapes and multi-byte characters: the scan is over
+ * @module masking/json-sequence
+ * Splits a body of concatenated JSON objects (`{…}{…}` with optional whitespace between them: the streaming mode of
+ * Kafka REST v3 produce, and a Kubernetes watch, whose events need not end in a newline) into whole objects as
+ * chunks arrive, so each can be inspected or masked before any of its bytes go on. Chunk boundaries may fall anywhere, inside strings, escapes and multi-byte characters: the scan is over
  * bytes, and every structural character of JSON is ASCII, which never occurs inside a UTF-8 multi-byte sequence.
  *
  * The splitter only finds where objects end; whether an object is valid JSON is for the reader of its text to say.

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { JsonSequenceError, jsonSequenceSplitter } from '../../src/http/json-sequence.ts';
+import { JsonSequenceError, jsonSequenceSplitter } from '../../src/masking/json-sequence.ts';
 
 // Strings with braces, brackets, escaped quotes and backslashes, multi-byte characters, nested arrays and objects,
 // and every kind of whitespace between objects.
