@@ -3,22 +3,34 @@
  * `npm start`: provisions what is missing, then runs the whole data path on 127.0.0.1 on the quickstart's fixed
  * ports with examples/quickstart.yaml, writes .tollgate/quickstart.json and a Java client config for the analyst
  * (.tollgate/kafka-analyst.properties), and runs until Ctrl-C (or SIGTERM), when it stops everything it started.
+ *
+ * `npm run quickstart:kube` (`--kube`) adds a real Kubernetes API server behind Envoy's gateway listener
+ * (https://127.0.0.1:16443, TLS by Envoy with a CA written to .tollgate/kube-ca.crt; the API server on a port of
+ * its own) and one kubeconfig per dev-issuer client in .tollgate/kubeconfig-<client-id>.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { javaOAuthClientProperties } from './lib/kafka.ts';
 import { QUICKSTART_CONFIG, startStack } from './lib/stack.ts';
-import { KAFKA_LIBS_DIR, REPO_ROOT } from './lib/paths.ts';
+import { KAFKA_LIBS_DIR, KUBECTL_BINARY, REPO_ROOT } from './lib/paths.ts';
 
 export const STATE_FILE = path.join(REPO_ROOT, '.tollgate', 'quickstart.json');
 /** Java client settings for the analyst (client_credentials against the dev issuer), for Kafka's console tools. */
 export const ANALYST_CLIENT_PROPERTIES = path.join(REPO_ROOT, '.tollgate', 'kafka-analyst.properties');
+/** With --kube: the CA of Envoy's Kubernetes gateway certificate, and one kubeconfig per client. */
+export const KUBE_CA_FILE = path.join(REPO_ROOT, '.tollgate', 'kube-ca.crt');
+export const kubeconfigFile = (clientId: string) => path.join(REPO_ROOT, '.tollgate', `kubeconfig-${clientId}`);
+/** Kubeconfig tokens last a working day; run the quickstart again for fresh ones. */
+const KUBECONFIG_TOKEN_TTL_SECONDS = 12 * 3600;
 
 
 const log = (line: string) => process.stdout.write(`quickstart: ${line}\n`);
 
 async function main(): Promise<void> {
+  const withKube = process.argv.slice(2).includes('--kube');
+  const unknown = process.argv.slice(2).filter((a) => a !== '--kube');
+  if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(' ')} (the only option is --kube)`);
   const config = parseConfig(fs.readFileSync(QUICKSTART_CONFIG, 'utf8'), QUICKSTART_CONFIG);
   const qs = config.quickstart!;
   // Each run starts clean: a broker left behind by a killed run would refuse its data (another cluster id).
@@ -30,9 +42,24 @@ async function main(): Promise<void> {
     ports: {
       httpListener: qs.listeners.http, kafkaListener: qs.listeners.kafka, issuer: qs.issuer.port,
       grpc: at(config.server.grpc.address), admin: at(config.server.admin.address), envoyAdmin: 19000,
+      kubernetesListener: qs.listeners.kubernetes,
     },
+    kubernetes: withKube,
     progress: log,
   });
+
+  const kube = stack.kubernetes;
+  const kubeconfigs: string[] = [];
+  if (kube !== undefined) {
+    fs.mkdirSync(path.dirname(KUBE_CA_FILE), { recursive: true });
+    fs.copyFileSync(kube.caFile, KUBE_CA_FILE);
+    for (const client of qs.issuer.clients) {
+      const token = await stack.mintToken(client.id, client.groups, KUBECONFIG_TOKEN_TTL_SECONDS);
+      const file = kubeconfigFile(client.id);
+      fs.writeFileSync(file, kube.kubeconfig(client.id, token, KUBE_CA_FILE), { mode: 0o600 });
+      kubeconfigs.push(file);
+    }
+  }
 
   const state = {
     issuer: stack.issuer.issuer,
@@ -46,6 +73,9 @@ async function main(): Promise<void> {
     demoUpstream: `http://127.0.0.1:${stack.upstream.port}`,
     topics: qs.topics,
     pids: { quickstart: process.pid, tollgate: stack.tollgate.pid, envoy: stack.envoy.pid, kafka: stack.kafka.brokers[0]!.pid },
+    ...(kube !== undefined && {
+      kubernetes: { url: kube.url, caFile: KUBE_CA_FILE, apiServer: kube.apiServer.url, kubectl: KUBECTL_BINARY, kubeconfigs, pids: kube.apiServer.pids },
+    }),
   };
   fs.mkdirSync(path.dirname(STATE_FILE), { recursive: true });
   fs.writeFileSync(STATE_FILE, JSON.stringify(state, null, 2) + '\n');
@@ -56,7 +86,8 @@ async function main(): Promise<void> {
   const clients = qs.issuer.clients.map((c) => `${c.id} (${c.groups.join(', ')})`).join(', ');
   process.stdout.write(`
 tollgate quickstart is up (state in ${path.relative(process.cwd(), STATE_FILE)}):
-  HTTP through Envoy   ${stack.httpUrl}        GET /api/customers, /admin/*
+  HTTP through Envoy   ${stack.httpUrl}        GET /api/customers, /api/events (SSE), /api/watch, /admin/*${kube === undefined ? '' : `
+  Kubernetes via Envoy ${kube.url}       kubeconfigs .tollgate/kubeconfig-<client id>, CA ${relative(KUBE_CA_FILE)}`}
   Kafka through Envoy  ${stack.kafkaBootstrap}        SASL OAUTHBEARER (a token of the issuer below); topics: ${qs.topics.join(', ')}
   dev OIDC issuer      ${stack.issuer.issuer}   token endpoint ${stack.issuer.tokenEndpoint}
                        client_credentials clients (secret <id>-secret): ${clients}
@@ -98,6 +129,16 @@ Try:
     org.apache.kafka.tools.ConsoleProducer --bootstrap-server ${stack.kafkaBootstrap} --topic orders \\
     --producer.config ${relative(ANALYST_CLIENT_PROPERTIES)}
 
+${kube === undefined ? '' : `
+  # Kubernetes through Envoy's gateway (${kube.url}); the API server itself is at ${kube.apiServer.url}.
+  # One kubeconfig per client above; ci-bot reads pods, configmaps and secrets in demo, with Secret values masked.
+  export KUBECONFIG=${relative(kubeconfigFile('ci-bot'))}
+  ${relative(KUBECTL_BINARY)} get pods,configmaps,secrets                 # namespace demo
+  ${relative(KUBECTL_BINARY)} get secret db-credentials -o yaml           # data: [REDACTED]
+  ${relative(KUBECTL_BINARY)} get secrets -A                              # Forbidden: cluster-wide secret listing
+  ${relative(KUBECTL_BINARY)} delete namespace demo                       # Forbidden: namespaces are never deleted
+  ${relative(KUBECTL_BINARY)} get secrets -w                              # a watch, masked event by event
+`}
 Ctrl-C stops everything.
 `);
 
@@ -109,6 +150,8 @@ Ctrl-C stops everything.
     stack.stop().then(() => {
       fs.rmSync(STATE_FILE, { force: true });
       fs.rmSync(ANALYST_CLIENT_PROPERTIES, { force: true });
+      for (const file of kubeconfigs) fs.rmSync(file, { force: true });
+      if (kube !== undefined) fs.rmSync(KUBE_CA_FILE, { force: true });
       log('stopped');
       process.exit(0);
     }, (err: Error) => {

@@ -121,8 +121,8 @@ export interface KubeGateway {
   editConfig(doc: Record<string, any>): void;
   /** kubectl through Envoy and tollgate with `token` (the listener's CA verified). */
   kubectl(args: readonly string[], token: string, input?: string): Promise<KubectlResult>;
-  /** A kubeconfig for `user` with `token` against the gateway. */
-  kubeconfig(user: string, token: string): string;
+  /** A kubeconfig for `user` with `token` against the gateway; `caFile` defaults to the run's copy of the CA. */
+  kubeconfig(user: string, token: string, caFile?: string): string;
   stop(): Promise<void>;
 }
 
@@ -160,9 +160,9 @@ export async function startKubeGateway(options: { readonly workDir: string; read
         identity['kubernetes'] = { issuer: apiServer.serviceAccountIssuer, audiences: [GATEWAY_AUDIENCE], caFile: apiServer.caFile };
       },
       kubectl: (args, token, input) => apiServer.kubectl(args, { token, server: url, caFile: ca.cert, ...(input !== undefined && { input }) }),
-      kubeconfig: (user, token) => [
+      kubeconfig: (user, token, caFile = ca.cert) => [
         'apiVersion: v1', 'kind: Config',
-        'clusters:', `  - name: tollgate`, `    cluster: { server: "${url}", certificate-authority: "${ca.cert}" }`,
+        'clusters:', `  - name: tollgate`, `    cluster: { server: "${url}", certificate-authority: "${caFile}" }`,
         'users:', `  - name: ${user}`, `    user: { token: "${token}" }`,
         'contexts:', `  - name: ${user}@tollgate`, `    context: { cluster: tollgate, user: ${user}, namespace: demo }`,
         `current-context: ${user}@tollgate`, '',
