@@ -74,9 +74,12 @@ export async function startDemoUpstream(opts: { port?: number; host?: string; to
       const next = () => {
         if (sent >= count || res.destroyed) { res.end(); return; }
         const customer = DEMO_CUSTOMERS[sent % DEMO_CUSTOMERS.length]!;
-        res.write(`id: ${sent}\nevent: customer\ndata: ${JSON.stringify(customer)}\n\n`);
+        // Each event goes out in two writes cut inside the card number, so a per-chunk masker would leak both halves.
+        const event = `id: ${sent}\nevent: customer\ndata: ${JSON.stringify(customer)}\n\n`;
+        const cut = event.indexOf('"number":"') + '"number":"'.length + 6;
+        res.write(event.slice(0, cut));
         sent++;
-        setTimeout(next, interval);
+        setTimeout(() => { if (!res.destroyed) res.write(event.slice(cut)); setTimeout(next, interval); }, Math.min(interval, 50));
       };
       next();
     }

@@ -149,6 +149,23 @@ test('body rules read the request: a privileged pod is refused with the rule nam
   assert.match(patched.stderr, /Forbidden/);
 });
 
+test('a body rule before every allow holds even for platform admins: no ClusterRoleBinding to cluster-admin', async () => {
+  const platform = await stack.mintToken('platform-admin', ['platform-admins']);
+  const binding = (name: string, role: string) => JSON.stringify({
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'someone' }],
+  });
+  const refused = await kube.kubectl(['create', '-f', '-'], platform, binding('someone-is-admin', 'cluster-admin'));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /Forbidden.*cluster-admin is not granted through the gateway: field \$\.roleRef\.name \(tollgate rule no-cluster-admin-bindings\)/);
+  const viewer = await kube.kubectl(['create', '-f', '-'], platform, binding('someone-views', 'view'));
+  assert.equal(viewer.code, 0, viewer.stderr);
+  const bindings = await admin('get', 'clusterrolebindings', '-o', 'jsonpath={.items[*].metadata.name}');
+  assert.ok(bindings.stdout.split(' ').includes('someone-views'));
+  assert.ok(!bindings.stdout.split(' ').includes('someone-is-admin'));
+});
+
 test('every decision is audited on the kubernetes path with the attributes the API server derives', async () => {
   const records = stack.auditRecords().filter((r) => r.path === 'kubernetes');
   const deny = records.find((r) => r.event === 'kubernetes.authz.deny' && r.rule === 'ci-never-lists-secrets-cluster-wide');
