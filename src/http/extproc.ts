@@ -92,11 +92,11 @@ function readableAsText(contentType: string | undefined): boolean {
     || ct === 'application/jsonl' || ct === 'application/ndjson' || ct.endsWith('+yaml') || ct === 'application/yaml' || ct === 'application/xml';
 }
 
-/** Kubernetes clients ask for protobuf (client-go) or server-side Tables (kubectl get): masking needs plain JSON. */
+/** Kubernetes clients ask for protobuf or CBOR (client-go) or server-side Tables (kubectl get): masking needs plain JSON. */
 function needsJsonNegotiation(accept: string | undefined): boolean {
   if (accept === undefined) return false;
   const a = accept.toLowerCase();
-  return a.includes('protobuf') || a.includes('as=table') || a.includes('as=partialobjectmetadata');
+  return a.includes('protobuf') || a.includes('cbor') || a.includes('as=table') || a.includes('as=partialobjectmetadata');
 }
 
 function immediate(status: number, body: object, details: string): ExtProcResponseLike {

@@ -144,6 +144,10 @@ test('when a masking rule applies, protobuf and Table requests are asked as JSON
   table.emit('data', requestHeaders('GET', '/api/v1/namespaces/demo/secrets', { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json' }, true));
   assert.equal((table.written[0] as any).request_headers.response.header_mutation.set_headers[0].header.raw_value.toString(), 'application/json');
 
+  const cbor = stream().call;
+  cbor.emit('data', requestHeaders('GET', '/api/v1/namespaces/demo/secrets', { accept: 'application/cbor' }, true));
+  assert.equal((cbor.written[0] as any).request_headers.response.header_mutation.set_headers[0].header.raw_value.toString(), 'application/json');
+
   const plain = stream().call;
   plain.emit('data', requestHeaders('GET', '/api/v1/namespaces/demo/secrets', { accept: 'application/json' }, true));
   assert.equal((plain.written[0] as any).request_headers.response.header_mutation.set_headers, undefined, 'JSON already: left alone');
