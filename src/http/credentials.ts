@@ -1,9 +1,10 @@
 /**
  * @module http/credentials
- * Upstream credentials tollgate holds on behalf of callers. Secrets are read once when the config is loaded, so a
- * missing file or variable fails the config load, not a request, and never appear in logs.
+ * Upstream credentials tollgate holds on behalf of callers. Secrets are read when the config is loaded, so a missing
+ * file or variable fails the config load, not a request; a file is read again every minute (a rotated token is
+ * picked up, an unreadable one keeps the last good value). They never appear in logs.
  */
-import { readSecret } from '../config/secrets.ts';
+import { rereadingSecret } from '../config/secrets.ts';
 import type { UpstreamCredentialConfig } from '../config/schema.ts';
 import { compilePatterns, type Matcher } from '../policy/glob.ts';
 
@@ -19,13 +20,14 @@ export interface UpstreamCredential {
 
 export function loadUpstreamCredentials(configs: readonly UpstreamCredentialConfig[]): UpstreamCredential[] {
   return configs.map((c) => {
-    const secret = readSecret(c.secret, `upstream credential "${c.name}"`);
+    // A file is re-read every minute: a projected service-account token or a mounted Secret rotates underneath.
+    const secret = rereadingSecret(c.secret, `upstream credential "${c.name}"`);
     const host: Matcher | undefined = compilePatterns(c.match.host);
     const path: Matcher | undefined = compilePatterns(c.match.path);
     return {
       name: c.name,
       header: c.header.toLowerCase(),
-      value: c.prefix + secret,
+      get value() { return c.prefix + secret(); },
       impersonate: c.impersonate,
       matches: (h, p) => (host === undefined || host(h)) && (path === undefined || path(p)),
     };
