@@ -304,6 +304,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       logger.info({ deadlineMs }, 'draining: no new streams; open ones may finish');
       admin.setDraining();
       health.setServing(false);
+      // Held Checks are answered now (their approvals stay pending for a retry), not cut at the deadline.
+      approvals.current()?.stopHolding();
       const forced = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('drain deadline reached; cutting the streams still open');

@@ -122,6 +122,8 @@ export class ApprovalService {
   readonly #listeners = new Set<(event: ApprovalEvent) => void>();
   readonly #waiters = new Map<string, Set<() => void>>();
   #sweeper: NodeJS.Timeout | undefined;
+  /** Draining: held requests are answered now, and no new hold starts. */
+  #holding = true;
 
   constructor(options: ApprovalServiceOptions) {
     this.#store = options.store;
@@ -149,8 +151,17 @@ export class ApprovalService {
   async close(): Promise<void> {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    for (const wake of [...this.#waiters.values()].flatMap((s) => [...s])) wake();
+    this.stopHolding();
     await this.#store.close();
+  }
+
+  /**
+   * Ends every hold now (a draining process answers its held requests instead of being cut at the drain deadline);
+   * their approval requests stay pending, so a retry, on any process sharing the store, joins them.
+   */
+  stopHolding(): void {
+    this.#holding = false;
+    for (const wake of [...this.#waiters.values()].flatMap((s) => [...s])) wake();
   }
 
   /** Listens to every event of this process; returns the function that stops listening. */
@@ -220,7 +231,7 @@ export class ApprovalService {
         await this.sweep();
         request = (await this.#store.get(id)) ?? request;
       }
-      if (FINAL.has(request.state) || now >= deadline || signal?.aborted === true) return request;
+      if (FINAL.has(request.state) || now >= deadline || signal?.aborted === true || !this.#holding) return request;
       await this.#sleep(id, Math.min(this.#options.pollIntervalMs, deadline - now), signal);
     }
   }

@@ -915,7 +915,7 @@ export class KafkaConnection {
         this.#drainHeld();
       });
     } catch (error) {
-      this.#options.logger.error({ err: error }, 'unexpected error completing a Kafka authentication');
+      this.#options.logger.error({ err: error }, 'unexpected error completing an asynchronous step of a Kafka connection');
       this.#closeWith({ event: 'kafka.processor.internal_error', reason: error instanceof Error ? error.message : String(error), details: {} });
       output = this.#take();
     }

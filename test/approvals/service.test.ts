@@ -210,6 +210,17 @@ test('a held request is released by an approval another tollgate process records
   await approver.service.close();
 });
 
+test('a draining process ends its holds at once; the approval stays pending for a retry elsewhere', async () => {
+  const { service } = await setup(':memory:', 10_000);
+  const request = await ask(service, alice, 'orders');
+  const waiting = service.wait(request.id, T0 + 60_000);
+  await new Promise((r) => setTimeout(r, 10));
+  service.stopHolding();
+  assert.equal((await waiting)?.state, 'pending');
+  assert.equal((await service.wait(request.id, T0 + 60_000))?.state, 'pending', 'no new hold starts');
+  await service.close();
+});
+
 test('a wait ends when its caller goes away', async () => {
   const { service } = await setup(':memory:', 10_000);
   const request = await ask(service, alice, 'orders');

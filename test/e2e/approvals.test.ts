@@ -208,6 +208,25 @@ test('Kubernetes: ci-bot\'s exec into a demo pod is held until a platform admin 
   assert.equal(allowed.rule, 'ci-bot-exec-in-demo-is-held');
 });
 
+test('Kubernetes: kubectl exec as ci-bot pauses until a platform admin approves, then gets the API server\'s own answer', async () => {
+  const kube = stack.kubernetes!;
+  const pod = await kube.apiServer.kubectl(['apply', '-f', '-'], {
+    input: 'apiVersion: v1\nkind: Pod\nmetadata: { name: shell2, namespace: demo }\nspec: { containers: [{ name: shell, image: busybox, command: [sleep, "3600"] }] }\n',
+  });
+  assert.equal(pod.code, 0, pod.stderr);
+  let exited = false;
+  const exec = kube.kubectl(['exec', '-n', 'demo', 'shell2', '--', 'date'], await stack.mintToken('ci-bot', ['ci'])).finally(() => { exited = true; });
+  const request = await pendingApproval('kubernetes create apiGroup= resource=pods/exec namespace=demo name=shell2');
+  assert.equal(exited, false, 'kubectl waits while the approval is pending');
+  const approved = await approvals(platformAdmin, 'approve', request.id);
+  assert.equal(approved.code, 0, approved.stderr);
+  const result = await exec;
+  // Released, the exec reaches the API server, which has no node to run it on.
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /does not have a host assigned/);
+  assert.doesNotMatch(result.stderr, /tollgate|Forbidden/);
+});
+
 test('Kubernetes: a held exec rejected from the CLI is a Forbidden Status naming who rejected it and why', async () => {
   const ciBot = await stack.mintToken('ci-bot', ['ci']);
   const held = postThroughGateway('/api/v1/namespaces/demo/pods/db/exec?command=sh&stdin=true', ciBot);
