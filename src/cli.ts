@@ -1,6 +1,7 @@
 /**
  * @module cli
- * `tollgate serve | validate | token | apikey-digest`. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.
+ * `tollgate serve | validate | token | apikey-digest | approvals …`. Exit codes: 0 success, 1 runtime failure (or a
+ * refused approval action), 2 bad usage or bad config.
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { readSecret, SecretError } from './config/secrets.ts';
 import { loadMaskContext } from './masking/context.ts';
 import { loadIdentities } from './identity/load.ts';
 import { apiKeyDigest, MAX_API_KEY_LENGTH } from './identity/api-keys.ts';
+import { APPROVALS_USAGE, ApprovalsUsageError, approvalsCommand } from './approvals/cli.ts';
 
 const USAGE = `usage:
   tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener; reloads
@@ -25,7 +27,7 @@ const USAGE = `usage:
                                         mint a token from the quickstart's dev OIDC issuer
   tollgate apikey-digest [--generate]   print the SHA-256 for identity.apiKeys[].sha256 of the key on stdin
                                         (one line); --generate makes a new random key and prints both
-`;
+${APPROVALS_USAGE}`;
 
 class UsageError extends Error {}
 
@@ -163,6 +165,9 @@ export async function main(argv: string[], stdin: () => string = () => readFileS
       case 'validate': return validate(rest);
       case 'token': return await token(rest);
       case 'apikey-digest': return apikeyDigest(rest, stdin);
+      case 'approvals': return await approvalsCommand(rest, {
+        env: process.env, cwd: process.cwd(), out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t),
+      });
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
@@ -173,7 +178,7 @@ export async function main(argv: string[], stdin: () => string = () => readFileS
       process.stderr.write(`tollgate ${command}: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof ApprovalsUsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`tollgate ${command}: ${(err as Error).message}\n${USAGE}`);
       return 2;
     }

@@ -36,6 +36,9 @@ import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
 import { createHealthService } from './admin/grpc-health.ts';
+import { createApprovalsRuntime } from './approvals/runtime.ts';
+import { API_PREFIX, createApprovalsApi } from './approvals/api.ts';
+import type { ApprovalService } from './approvals/service.ts';
 
 export interface RunningServer {
   /** What the gRPC listener is bound to: `127.0.0.1:<port>` or `unix:/path`. */
@@ -47,6 +50,8 @@ export interface RunningServer {
   readonly identityReady: Promise<void>;
   /** Short hash of the config file in force (see config/load.ts `configHash`); '' when started without one. */
   readonly configHash: string;
+  /** The approval service once its store is open (a config with an `approve` rule); undefined otherwise. */
+  approvals(): ApprovalService | undefined;
   /**
    * Puts `config` in force for new requests, streams and Kafka connections. Throws, leaving the running config in
    * force, when it cannot be built (an unreadable secret). Returns the changed keys that only take effect after a
@@ -80,6 +85,9 @@ const RESTART_KEYS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['server.grpc.address', (c) => c.server.grpc.address],
   ['server.grpc.maxReceiveMessageBytes', (c) => c.server.grpc.maxReceiveMessageBytes],
   ['server.admin.address', (c) => c.server.admin.address],
+  ['approvals.store', (c) => JSON.stringify(c.approvals.store)],
+  ['approvals.url', (c) => c.approvals.url],
+  ['approvals.pollInterval', (c) => c.approvals.pollInterval],
 ];
 
 /**
@@ -112,6 +120,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } }, bufferedStdout());
   const metrics = createMetrics();
   const audit = options.audit ?? createLogAuditSink(logger);
+  let adminBaseUrl = `http://${config.server.admin.address}`;
+  const approvals = createApprovalsRuntime({ audit, logger, defaultBaseUrl: () => adminBaseUrl });
 
   const newIdentities = (c: Config) => loadIdentities(c.identity, {
     logger,
@@ -134,7 +144,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     // the rest of the settings (limits, broker routes, the upstream credential, masking key) is per connection.
     const kafkaSettings = loadKafkaSettings(c.kafka, {
       authenticate: (token) => identity.authenticateBearer(token),
-      decide: (principal, action) => live.policy.decide(principal, action),
+      decide: (principal, action, grants) => live.policy.decide(principal, action, grants),
+      approvals: approvals.kafka,
       masking: {
         plansFor: (principal, topic) => live.policy.masks(principal, { kind: 'kafka', api: 'Fetch', operation: 'consume', topic }),
         mayMask: (principal) => live.policy.mayMaskKafka(principal),
@@ -162,6 +173,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     policy: () => live.policy,
     credentials: () => live.credentials,
     classify: () => live.classify,
+    approvals: () => {
+      const service = approvals.current();
+      return service === undefined ? undefined : { service, maxHoldMs: live.config.approvals.maxHold };
+    },
     audit,
     logger,
     hooks: {
@@ -211,7 +226,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   server.addService(authorizationService, {
     Check: (call: grpc.ServerUnaryCall<CheckRequestLike, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       metrics.grpcStreams.inc({ service: 'ext_authz' });
-      authz(call.request).then((res) => callback(null, res), (err: Error) => {
+      // A Check held for approval ends its wait when Envoy gives up on it (its timeout, or the client went away).
+      const cancelled = new AbortController();
+      call.on('cancelled', () => cancelled.abort());
+      authz(call.request, cancelled.signal).then((res) => callback(null, res), (err: Error) => {
         // A bug must not become an allow: Envoy turns a gRPC error into a denial (failure_mode_allow: false).
         logger.error({ err }, 'ext_authz handler failed');
         callback({ code: grpc.status.INTERNAL, details: 'tollgate could not decide' });
@@ -242,21 +260,28 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         return now.ready ? { ok: true, detail: `${now.kids.length} keys` } : { ok: false, detail: now.lastError ?? 'keys not loaded yet' };
       },
     })),
+    ...(approvals.health() === undefined ? [] : [{ name: 'approvals', check: () => approvals.health() ?? { ok: true } }]),
   ];
   const adminAt = splitHostPort(config.server.admin.address);
   let admin: AdminServer;
   try {
-    admin = await startAdminServer({ ...adminAt, registry: metrics.registry, checks });
+    admin = await startAdminServer({
+      ...adminAt, registry: metrics.registry, checks,
+      routes: [{ prefix: API_PREFIX, handle: createApprovalsApi({ service: () => approvals.current(), authenticate: () => live.identities.authenticateCaller, logger }) }],
+    });
   } catch (err) {
     server.forceShutdown();
     throw new Error(`cannot listen on admin address ${config.server.admin.address}: ${(err as Error).message}`);
   }
+  adminBaseUrl = `http://${admin.address.family === 'IPv6' ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`;
+  approvals.ensure(config);
   logger.info({ grpc: grpcAddress, admin: `${admin.address.address}:${admin.address.port}`, rules: live.policy.ruleNames.length, ...(configHash !== '' && { config: configHash }) }, 'tollgate listening');
 
   const reload = (next: Config, hash: string): { restartNeeded: string[] } => {
     const previous = live;
     const built = build(next, previous);
     live = built;
+    approvals.ensure(next);
     logger.level = next.server.logLevel;
     if (built.identities !== previous.identities) {
       // Connections that authenticated with the old providers keep them (their verifiers still work); only the
@@ -279,6 +304,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       logger.info({ deadlineMs }, 'draining: no new streams; open ones may finish');
       admin.setDraining();
       health.setServing(false);
+      // Held Checks are answered now (their approvals stay pending for a retry), not cut at the deadline.
+      approvals.current()?.stopHolding();
       const forced = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => {
           logger.warn('drain deadline reached; cutting the streams still open');
@@ -288,6 +315,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         server.tryShutdown(() => { clearTimeout(timer); resolve(false); });
       });
       live.identities.bearer.close();
+      await approvals.close();
       await admin.close();
       logger.info({ forced }, 'drained');
       // Hands what is buffered to a write; the process's exit waits for it (see bufferedStdout).
@@ -300,6 +328,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   return {
     grpcAddress, adminAddress: { host: admin.address.address, port: admin.address.port }, metrics, logger, identityReady,
     get configHash() { return configHash; },
+    approvals: () => approvals.current(),
     reload, drain,
   };
 }

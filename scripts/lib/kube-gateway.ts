@@ -77,7 +77,8 @@ roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: tollgat
 subjects: [{ apiGroup: rbac.authorization.k8s.io, kind: User, name: ${GATEWAY_USER} }]
 ---
 # CI identities (the dev issuer's ci-bot, and the deployer service account of namespace ci) read demo and may
-# create pods there; tollgate narrows this further (no cluster-wide secrets, Secret values masked, no privileged pods).
+# create pods and exec into them there; tollgate narrows this further (no cluster-wide secrets, Secret values masked,
+# no privileged pods, exec only with approval).
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: { name: ci-reader, namespace: demo }
@@ -88,6 +89,10 @@ rules:
   - apiGroups: [""]
     resources: [pods]
     verbs: [create]
+  # exec is the API server's to allow too; tollgate holds ci-bot's until a platform admin approves it.
+  - apiGroups: [""]
+    resources: [pods/exec]
+    verbs: [create, get]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding

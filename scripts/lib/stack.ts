@@ -371,6 +371,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       upstream: { ...doc['kafka']?.upstream, sasl: { mechanism: gatewayMechanism, username: gatewayUser, password: { env: KAFKA_PASSWORD_ENV } } },
       brokers: nodeIds.map((nodeId, i) => ({ nodeId, advertise: `${LOOPBACK}:${kafkaListeners[i]!}` })),
     };
+    // Approvals live in this stack's folder, never in a store another run (or the quickstart) shares.
+    doc['approvals'] = { ...doc['approvals'], store: { sqlite: { path: path.join(workDir, 'approvals.sqlite') } } };
     kubernetes?.editConfig(doc);
     options.editConfig?.(doc);
     const tollgateConfigFile = path.join(workDir, 'tollgate.yaml');

@@ -1,8 +1,9 @@
 /**
  * @module admin/http
- * The admin listener: liveness, readiness (each check named, so an operator sees what is not ready) and metrics.
+ * The admin listener: liveness, readiness (each check named, so an operator sees what is not ready), metrics, and
+ * the routes other rooms mount on it (the approver API under /approvals).
  */
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -12,6 +13,12 @@ export interface ReadinessCheck {
   check(): { ok: boolean; detail?: string };
 }
 
+/** A path prefix another room serves on the admin listener, with its own methods and answers. */
+export interface AdminRoute {
+  readonly prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
 export interface AdminServer {
   readonly address: AddressInfo;
   /** Draining: /readyz answers 503 so load balancers and Envoy health checks stop sending work. */
@@ -19,10 +26,15 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(opts: { host: string; port: number; registry: Registry; checks: () => readonly ReadinessCheck[] }): Promise<AdminServer> {
+export async function startAdminServer(opts: { host: string; port: number; registry: Registry; checks: () => readonly ReadinessCheck[]; routes?: readonly AdminRoute[] }): Promise<AdminServer> {
   let draining = false;
   const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const url = (req.url ?? '/').split('?')[0]!;
+    const route = opts.routes?.find((r) => url === r.prefix || url.startsWith(`${r.prefix}/`));
+    if (route !== undefined) {
+      route.handle(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -40,7 +52,8 @@ export async function startAdminServer(opts: { host: string; port: number; regis
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
       );
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz or /metrics\n');
+      const more = (opts.routes ?? []).map((r) => `, ${r.prefix}`).join('');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /healthz, /readyz, /metrics${more}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -249,6 +249,23 @@ const captureSpec = z.object({
     .meta({ description: 'How a `masked` capture masks payloads (every record: produced ones and, on top of any masking rule, the ones served). Default: every detector, redacted. An audit record never holds payload bytes no mask has seen.' }),
 }).strict().refine((c) => c.mask === undefined || c.payload === 'masked', { path: ['mask'], message: 'expected `mask` only with `payload: masked` (a digest keeps no payload to mask)' });
 
+export const APPROVAL_MODES = ['hold', 'ticket'] as const;
+/** How long a held request waits, and how long a ticket stays open, when the rule does not say. */
+export const DEFAULT_HOLD_WAIT_MS = 5 * 60_000;
+export const DEFAULT_TICKET_WAIT_MS = 60 * 60_000;
+
+const approvalSpec = z.object({
+  approvers: z.object({
+    group: names.meta({ description: 'Approvers must be in one of these groups (as their token or the group mappings say). The requester never approves their own request, whatever their groups.' }),
+  }).strict(),
+  min: z.number().int().min(1).max(20).default(1).meta({ description: 'Distinct approvers needed; one rejection rejects.' }),
+  mode: z.enum(APPROVAL_MODES).default('ticket')
+    .meta({ description: '`hold`: HTTP/Kubernetes only; the request waits in ext_authz until approved (then goes on), rejected or out of time (`wait`, at most `approvals.maxHold`). `ticket`: the request is refused at once with the approval id (HTTP 403 JSON, a Kubernetes Status, or Kafka POLICY_VIOLATION with the id in the error message where the response has one); once approved, a grant lets the retry through. Kafka requests are always answered at once (ticket).' }),
+  wait: duration(`How long the request waits for a decision: hold, the caller's request (default ${DEFAULT_HOLD_WAIT_MS / 60_000}m); ticket, the approval request stays open (default ${DEFAULT_TICKET_WAIT_MS / 60_000}m). Then it expires.`).optional(),
+  grant: duration('How long the grant an approval gives lasts (at most `approvals.maxGrant`).').prefault('30m'),
+  oneTime: z.boolean().default(false).meta({ description: 'The grant lets exactly one request through, then it is used up.' }),
+}).strict().transform((a) => ({ ...a, wait: a.wait ?? (a.mode === 'hold' ? DEFAULT_HOLD_WAIT_MS : DEFAULT_TICKET_WAIT_MS) }));
+
 const rule = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
     .meta({ description: 'Appears in denials, metrics and audit records.' }),
@@ -257,7 +274,8 @@ const rule = z.object({
   unless: z.object(principalMatch).strict()
     .refine((u) => Object.keys(u).length > 0, 'expected at least one of subject, group, issuer (an empty unless exempts everyone)')
     .optional().meta({ description: 'The rule does not apply to these principals.' }),
-  effect: z.enum(['allow', 'deny']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny.' }),
+  effect: z.enum(['allow', 'deny', 'approve']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny. `approve`: the request needs just-in-time approval (`approval`); a live grant for the same principal, operation and resource lets it through.' }),
+  approval: approvalSpec.optional().meta({ description: 'With `effect: approve`: who approves, how many, hold or ticket, and the grant an approval gives.' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
   reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
   capture: captureSpec.optional().meta({ description: 'Kafka session capture: the audit record of each Produce and Fetch the match selects (by principal, topic and operation produce/consume) carries its records (`details.capture`) with their offsets: of a Produce, the records sent to the broker with the offsets it assigned; of a Fetch, the records as served to the client (after masking). Every matching capture rule applies. Control batches are not captured.' }),
@@ -279,6 +297,15 @@ const rule = z.object({
   }
   if (r.match.kubernetes !== undefined && r.match.kafka !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['match', 'kubernetes'], message: 'expected `kubernetes` or `kafka`, not both: a request is one or the other' });
+  }
+  if (r.effect === 'approve' && r.approval === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` (approvers, min, mode, wait, grant) with `effect: approve`' });
+  }
+  if (r.approval !== undefined && r.effect !== 'approve') {
+    ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` only on a rule with `effect: approve`' });
+  }
+  if (r.approval?.mode === 'hold' && r.match.kafka !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approval', 'mode'], message: 'expected `mode: ticket` on a Kafka rule: Kafka requests are answered at once, never held' });
   }
 });
 
@@ -360,6 +387,18 @@ export const configSchema = z.object({
       advertise: tcpAddress('The Envoy listener clients use for this broker, written into Metadata, FindCoordinator, DescribeCluster and NodeEndpoints in place of the broker\'s own address.'),
     }).strict()).default([]).meta({ description: 'One Envoy listener per broker. Empty: broker addresses pass unchanged (brokers must then advertise Envoy themselves). A response naming a node not listed closes the connection.' }),
   }).strict().prefault({}),
+  approvals: z.object({
+    store: z.object({
+      sqlite: z.object({
+        path: z.string().min(1).default('.tollgate/approvals.sqlite')
+          .meta({ description: 'The SQLite database file (created with its folder; relative to the working directory). Approval requests, decisions and grants survive restarts; several tollgate processes on one host may share the file.' }),
+      }).strict().prefault({}),
+    }).strict().prefault({}).meta({ description: 'Where approval requests, approver decisions and grants are kept (embedded SQLite by default, `node:sqlite`). Opened only when a rule has `effect: approve`.' }),
+    url: z.url().optional().meta({ description: 'The base URL approvers reach tollgate\'s admin listener at; a denial awaiting approval names `<url>/approvals/<id>`. Default: `http://<server.admin.address>`.' }),
+    maxHold: duration('Longest a `hold` request waits (a rule\'s `wait` may not exceed it). Envoy\'s ext_authz `grpc_service.timeout` must be longer (the bundled configs: 330s), and so must the stream idle timeout of its connection manager.').prefault('5m'),
+    maxGrant: duration('Longest grant a rule may give (`approval.grant`).').prefault('8h'),
+    pollInterval: duration('How often held requests re-read the store, so an approval recorded by another tollgate process releases them.').prefault('2s'),
+  }).strict().prefault({}).meta({ description: 'Just-in-time approval (rules with `effect: approve`): the store, the approver API on the admin listener (`/approvals`), limits.' }),
   quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
 }).strict().superRefine((config, ctx) => {
@@ -379,6 +418,15 @@ export const configSchema = z.object({
   config.identity.oidc.forEach((o, i) => {
     if (issuers.has(o.issuer)) ctx.addIssue({ code: 'custom', path: ['identity', 'oidc', i, 'issuer'], message: `expected each issuer once; "${o.issuer}" is repeated` });
     issuers.add(o.issuer);
+  });
+  config.rules.forEach((r, i) => {
+    if (r.approval === undefined) return;
+    if (r.approval.mode === 'hold' && r.approval.wait > config.approvals.maxHold) {
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'approval', 'wait'], message: `expected a hold of at most approvals.maxHold (${config.approvals.maxHold / 1000}s), got ${r.approval.wait / 1000}s` });
+    }
+    if (r.approval.grant > config.approvals.maxGrant) {
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'approval', 'grant'], message: `expected a grant of at most approvals.maxGrant (${config.approvals.maxGrant / 1000}s), got ${r.approval.grant / 1000}s` });
+    }
   });
   const cluster = config.identity.kubernetes?.issuer;
   if (cluster !== undefined && issuers.has(cluster)) {
@@ -402,6 +450,8 @@ export type RuleConfig = Config['rules'][number];
 export type MaskSpecConfig = NonNullable<RuleConfig['mask']>;
 export type RejectSpecConfig = NonNullable<RuleConfig['reject']>;
 export type CaptureSpecConfig = NonNullable<RuleConfig['capture']>;
+export type ApprovalSpecConfig = NonNullable<RuleConfig['approval']>;
+export type ApprovalsConfig = Config['approvals'];
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type KubernetesIdentityConfig = NonNullable<Config['identity']['kubernetes']>;
 export type ApiKeyConfig = Config['identity']['apiKeys'][number];

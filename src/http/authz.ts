@@ -26,6 +26,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import type { UpstreamCredential } from './credentials.ts';
 import { MtlsError, type MtlsIdentities } from '../identity/mtls.ts';
 import type { Credentials } from '../identity/caller.ts';
+import { settleApproval, type ApprovalNote, type HttpApprovals } from './approval.ts';
 
 /** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
 export interface CheckRequestLike {
@@ -71,6 +72,8 @@ export interface AuthzDeps {
   readonly mtls?: () => MtlsIdentities | undefined;
   /** Turns a request into the action policy sees (Kubernetes attributes for API-server hosts); default: plain HTTP. */
   readonly classify?: () => HttpClassifier;
+  /** Just-in-time approval; absent (or returning undefined): what an `approve` rule demands approval for is refused. */
+  readonly approvals?: () => HttpApprovals | undefined;
 }
 
 // gRPC status codes Envoy reads in CheckResponse.status: OK lets the request through, anything else denies.
@@ -114,13 +117,50 @@ export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier 
  * A denial in the caller's protocol: a Kubernetes Status for API-server requests, the proxy's error object for Kafka
  * REST Proxy requests, tollgate's JSON otherwise.
  */
-function forbiddenResponse(action: HttpRequestAction, principal: Principal, reason: string, rule: string | null): CheckResponseLike {
+function forbiddenResponse(action: HttpRequestAction, principal: Principal, reason: string, rule: string | null, approval?: ApprovalNote): CheckResponseLike {
   if (action.kafkaRest !== undefined) return jsonDenial(GRPC_PERMISSION_DENIED, 403, restProxyError(403, denialMessage(reason, rule)));
   if (action.kubernetes !== undefined) {
     const named = rule === null || reason.includes(`rule ${rule}`) ? reason : `${reason} (tollgate rule ${rule})`;
-    return jsonDenial(GRPC_PERMISSION_DENIED, 403, forbidden(action.kubernetes, principal.subject, named));
+    const approvalText = approval?.url === undefined || approval.state !== 'pending' ? '' : `; approve at ${approval.url}`;
+    const status = forbidden(action.kubernetes, principal.subject, named + approvalText);
+    return jsonDenial(GRPC_PERMISSION_DENIED, 403, approval?.id === undefined ? status : {
+      ...status,
+      details: {
+        ...status.details,
+        causes: [
+          { reason: 'TollgateApproval', field: 'approval.id', message: approval.id },
+          { reason: 'TollgateApproval', field: 'approval.state', message: approval.state },
+          ...(approval.url !== undefined ? [{ reason: 'TollgateApproval', field: 'approval.url', message: approval.url }] : []),
+        ],
+      },
+    });
+  }
+  if (approval !== undefined) {
+    const error = approval.state === 'pending' ? 'approval_required' : approval.state === 'rejected' ? 'approval_rejected' : approval.state === 'expired' ? 'approval_expired' : 'forbidden';
+    return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error, reason, rule, approval: approvalBody(approval) });
   }
   return jsonDenial(GRPC_PERMISSION_DENIED, 403, { error: 'forbidden', reason, rule });
+}
+
+/** The approval as a denial's JSON body shows it: id, state, where to approve, until when. */
+function approvalBody(note: ApprovalNote): Record<string, unknown> {
+  return {
+    ...(note.id !== undefined && { id: note.id }),
+    state: note.state,
+    ...(note.url !== undefined && { url: note.url }),
+    ...(note.expiresAt !== undefined && { expiresAt: new Date(note.expiresAt).toISOString() }),
+  };
+}
+
+/** What an approver sees of where a request came from: the request line (an exec's command is in its query) and the peer. */
+function approvalContext(req: CheckRequestLike, action: HttpRequestAction): Record<string, string | number> {
+  const http = req.attributes?.request?.http;
+  const sock = req.attributes?.source?.address?.socket_address;
+  return {
+    method: action.method, host: action.host, path: http?.path ?? http?.headers?.[':path'] ?? action.path,
+    ...(sock?.address ? { sourceAddress: sock.address } : {}),
+    ...(http?.id ? { requestId: http.id } : {}),
+  };
 }
 
 function auditDetails(action: HttpRequestAction): Record<string, unknown> {
@@ -217,9 +257,9 @@ function checkConnection(req: CheckRequestLike, deps: AuthzDeps, elapsed: () => 
   };
 }
 
-export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => Promise<CheckResponseLike> {
+export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, signal?: AbortSignal) => Promise<CheckResponseLike> {
   const { audit, logger, hooks } = deps;
-  return async function check(req) {
+  return async function check(req, signal) {
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     if (req.attributes?.request?.http == null) return checkConnection(req, deps, elapsed);
@@ -255,6 +295,11 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
 
     const policy = deps.policy();
     let decision: Decision = decideRequest(policy, principal, action);
+    let approval: ApprovalNote | undefined;
+    const approvals = decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
+    if (approvals !== undefined) {
+      ({ decision, approval } = await settleApproval(approvals, policy, principal, action, decision, approvalContext(req, action), signal));
+    }
     const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
     const callerImpersonates = Object.keys(headers).some((name) => name.startsWith(IMPERSONATION_HEADER_PREFIX));
     // Impersonation is a request of its own to the API server (verb impersonate on users/groups/serviceaccounts),
@@ -284,11 +329,12 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike) => 
         ...details,
         ...(decision.shadow !== undefined ? { shadow: decision.shadow } : {}),
         ...(shadowMasks.length > 0 ? { shadowMasks } : {}),
+        ...(approval !== undefined ? { approval: { ...(approval.id !== undefined && { id: approval.id }), state: approval.state, ...(approval.grant !== undefined && { grant: approval.grant }), ...(approval.heldMs !== undefined && { heldMs: approval.heldMs }) } } : {}),
       },
     });
     hooks?.onDecision?.(decision.effect, decision.rule, elapsed());
     logger.debug({ ...details, subject: principal.subject, effect: decision.effect, rule: decision.rule }, 'ext_authz decision');
-    if (decision.effect === 'deny') return forbiddenResponse(action, principal, decision.reason, decision.rule);
+    if (decision.effect === 'deny') return forbiddenResponse(action, principal, decision.reason, decision.rule, approval);
 
     const remove = new Set<string>();
     // The caller's token is no credential upstream; identity headers a client sent itself are forgeries.

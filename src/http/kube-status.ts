@@ -16,7 +16,13 @@ export interface KubeStatus {
   readonly status: 'Failure';
   readonly message: string;
   readonly reason: StatusReason;
-  readonly details?: { readonly name?: string; readonly group?: string; readonly kind?: string };
+  readonly details?: {
+    readonly name?: string;
+    readonly group?: string;
+    readonly kind?: string;
+    /** StatusCause entries: machine-readable parts of the failure (tollgate: the approval's id and URL). */
+    readonly causes?: ReadonlyArray<{ readonly reason?: string; readonly message?: string; readonly field?: string }>;
+  };
   readonly code: number;
 }
 

@@ -61,7 +61,9 @@ export function decideRestProxy(policy: PolicyEngine, principal: Principal, requ
     const decision = policy.decide(principal, action);
     if (decision.shadow !== undefined) (shadow ??= []).push(...decision.shadow);
     if (decision.effect === 'deny') {
-      return { effect: 'deny', rule: decision.rule, reason: `${describeKafkaAction(action)}: ${decision.reason}`, ...(shadow !== undefined && { shadow }) };
+      // Approval is asked for on the wire (a ticket in the Kafka answer) and on plain HTTP, not for proxied actions.
+      const reason = decision.approval === undefined ? decision.reason : `${decision.reason} (approvals are not taken through the Kafka REST Proxy)`;
+      return { effect: 'deny', rule: decision.rule, reason: `${describeKafkaAction(action)}: ${reason}`, ...(shadow !== undefined && { shadow }) };
     }
     first ??= decision;
   }

@@ -31,6 +31,7 @@ import type { AuditRecord, AuditSink } from '../audit/record.ts';
 import type { KafkaAction } from '../core/action.ts';
 import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
+import type { ApprovalView } from '../policy/engine.ts';
 import { allowedProduce, authorizeRequest, replayDecisions, type Decide, type RequestPlan, type ResourceDecision } from './authorize/index.ts';
 import { isClientApiVersionAllowed, trimApiVersionsResponse } from './api-versions.ts';
 import { API_KEY, apiKeyName } from './protocol/api-keys.ts';
@@ -97,6 +98,18 @@ export interface KafkaCapture {
   readonly context: MaskContext;
 }
 
+/** Just-in-time approval of Kafka requests (src/kafka/approval.ts): always ticket mode, a request is answered at once. */
+export interface KafkaApprovals {
+  /**
+   * Readies what the approval demands among `demands` need before the request is decided again: reads the
+   * principal's grants and pending requests, takes one-time grants, files approval requests for the rest. The view
+   * it resolves to shows exactly the grants this request may use and the pending requests' ids.
+   */
+  prepare(principal: Principal, demands: readonly ResourceDecision[], context: Readonly<Record<string, string | number>>): Promise<ApprovalView>;
+  /** Calls `onRevoked` with each grant revoked from now on; returns the function that stops it. */
+  watchRevocations(onRevoked: (grantId: string) => void): () => void;
+}
+
 /** Why the connection must be closed: what the audit record and the warning log say. */
 export interface CloseReason {
   /** Dotted and stable: `kafka.frame.too_large`, `kafka.sasl.authentication_failed`, … */
@@ -124,7 +137,10 @@ export interface KafkaConnectionOptions {
   readonly maxInFlight: number;
   /** Verifies an OAUTHBEARER token; rejects with an error whose message is safe to show the client. */
   readonly authenticate: (token: string) => Promise<Principal>;
-  readonly decide: (principal: Principal, action: KafkaAction) => Decision;
+  /** The policy; `approvals`, when given, is what the principal's grants and pending approval requests are. */
+  readonly decide: (principal: Principal, action: KafkaAction, approvals?: ApprovalView) => Decision;
+  /** Just-in-time approval; absent: what an `approve` rule demands approval for is refused (POLICY_VIOLATION). */
+  readonly approvals?: KafkaApprovals;
   readonly maxSessionLifetimeMs: number;
   readonly upstreamSasl?: UpstreamSasl;
   /**
@@ -241,6 +257,13 @@ export class KafkaConnection {
   #toBroker: Buffer[] = [];
   #toClient: Buffer[] = [];
   #closed: CloseReason | undefined;
+  /** Approvals being readied for the request at the head of `#held`: requests wait, in order. */
+  #preparingApprovals = false;
+  /** What the approvals looked like for this frame once readied; used by its second decision, then dropped. */
+  #prepared: { readonly frame: Buffer; readonly view: ApprovalView; readonly error?: string } | undefined;
+  /** Grants requests of this connection went through with: revoking one closes the connection. */
+  readonly #reliedGrants = new Map<string, string>();
+  #unwatchRevocations: (() => void) | undefined;
 
   constructor(options: KafkaConnectionOptions) {
     if (!Number.isSafeInteger(options.maxInFlight) || options.maxInFlight < 1) {
@@ -388,6 +411,7 @@ export class KafkaConnection {
    */
   #canHandleNow(): boolean {
     if (this.#upstream.kind === 'authenticating') return false;
+    if (this.#preparingApprovals) return false;
     if (this.#auth.kind === 'verifying') return false;
     return !(this.#auth.kind === 'authenticated' && this.#auth.reauth === 'verifying');
   }
@@ -475,10 +499,23 @@ export class KafkaConnection {
       this.#startUpstreamAuthentication();
       return;
     }
+    const prepared = this.#prepared?.frame === frame ? this.#prepared : undefined;
+    this.#prepared = undefined;
+    // Decisions are counted once: those of a first pass that turns out to need approvals readied are not.
+    let uncounted: Decision[] | undefined = prepared === undefined && this.#options.approvals !== undefined ? [] : undefined;
     const decide: Decide = (action) => {
-      const decision = this.#options.decide(auth.principal, action);
-      this.#options.onDecision?.(decision);
+      let decision = this.#options.decide(auth.principal, action, prepared?.view);
+      if (prepared?.error !== undefined && decision.approval !== undefined) {
+        decision = { ...decision, reason: `${decision.reason}: approvals could not be checked (${prepared.error})` };
+      }
+      if (uncounted !== undefined) uncounted.push(decision);
+      else this.#options.onDecision?.(decision);
       return decision;
+    };
+    const counted = () => {
+      const pending = uncounted ?? [];
+      uncounted = undefined;
+      for (const decision of pending) this.#options.onDecision?.(decision);
     };
     let asked: readonly ResourceDecision[] = [];
     if (header.apiKey === API_KEY.Produce) {
@@ -498,6 +535,7 @@ export class KafkaConnection {
           return decision;
         });
         if (allowed !== undefined) {
+          counted();
           this.#forwardProduce(frame, header, undefined, allowed, { frame, produce: view }, auth.principal);
           return;
         }
@@ -513,6 +551,13 @@ export class KafkaConnection {
       if (error instanceof FrameError) throw this.#frameClose(error, 'request');
       throw error;
     }
+    const approvals = this.#options.approvals;
+    if (prepared === undefined && approvals !== undefined && plan.decisions.some((d) => d.decision.approval !== undefined)) {
+      this.#prepareApprovals(approvals, frame, header, plan.decisions, auth.principal);
+      return;
+    }
+    counted();
+    if (plan.kind === 'forward' || plan.kind === 'split') this.#relyOnGrants(plan.decisions);
     switch (plan.kind) {
       case 'forward':
         if (header.apiKey === API_KEY.Produce) this.#forwardProduce(frame, header, plan.filterResponse, plan.decisions, { frame, decoded }, auth.principal);
@@ -536,6 +581,57 @@ export class KafkaConnection {
         });
       }
     }
+  }
+
+  /**
+   * The request needs approvals readied (grants read and taken, approval requests filed) before it is decided again:
+   * it goes back to the head of the held requests, and everything behind it waits, so answers keep their order.
+   */
+  #prepareApprovals(approvals: KafkaApprovals, frame: Buffer, header: RequestHeader, decisions: readonly ResourceDecision[], principal: Principal): void {
+    this.#held.unshift(frame);
+    this.#preparingApprovals = true;
+    const demands = decisions.filter((d) => d.decision.approval !== undefined);
+    const context = { ...this.#options.facts, api: apiKeyName(header.apiKey), apiVersion: header.apiVersion, ...(header.clientId !== null && { clientId: header.clientId }) };
+    const ready = (view: ApprovalView, error?: string) => this.#completeAsync(() => {
+      this.#preparingApprovals = false;
+      this.#prepared = { frame, view, ...(error !== undefined && { error }) };
+    });
+    approvals.prepare(principal, demands, context).then(
+      (view) => ready(view),
+      (error: unknown) => {
+        this.#options.logger.error({ err: error }, 'approvals could not be readied for a Kafka request');
+        ready(NO_APPROVALS, error instanceof Error ? error.message : String(error));
+      },
+    );
+  }
+
+  /** Grants a forwarded request went through with: the connection closes when one of them is revoked. */
+  #relyOnGrants(decisions: readonly ResourceDecision[]): void {
+    const approvals = this.#options.approvals;
+    if (approvals === undefined) return;
+    for (const { decision } of decisions) {
+      if (decision.grant === undefined || decision.grant.oneTime) continue;
+      this.#reliedGrants.set(decision.grant.id, decision.grant.approval);
+      this.#unwatchRevocations ??= approvals.watchRevocations((grantId) => this.#onGrantRevoked(grantId));
+    }
+  }
+
+  #onGrantRevoked(grantId: string): void {
+    const approval = this.#reliedGrants.get(grantId);
+    if (approval === undefined || this.#closed !== undefined) return;
+    this.#completeAsync(() => {
+      throw new ConnectionClosed({
+        event: 'kafka.approval.grant_revoked',
+        reason: `grant ${grantId} of approval ${approval}, which requests on this connection relied on, was revoked`,
+        details: { approval: { id: approval, state: 'revoked' }, grant: grantId },
+      });
+    });
+  }
+
+  /** The connection's stream ended: it stops listening for revocations. */
+  dispose(): void {
+    this.#unwatchRevocations?.();
+    this.#unwatchRevocations = undefined;
   }
 
   /**
@@ -819,7 +915,7 @@ export class KafkaConnection {
         this.#drainHeld();
       });
     } catch (error) {
-      this.#options.logger.error({ err: error }, 'unexpected error completing a Kafka authentication');
+      this.#options.logger.error({ err: error }, 'unexpected error completing an asynchronous step of a Kafka connection');
       this.#closeWith({ event: 'kafka.processor.internal_error', reason: error instanceof Error ? error.message : String(error), details: {} });
       output = this.#take();
     }
@@ -963,6 +1059,7 @@ export class KafkaConnection {
     const { masking, rejections, shadowRejected, capture, captureError } = extras;
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
+    const approval = decisions.map((d) => approvalDetail(d.decision)).find((a) => a !== undefined);
     const decisive = denied ?? decisions[0];
     const rejected = rejections?.[0];
     const record: AuditRecord = {
@@ -980,6 +1077,7 @@ export class KafkaConnection {
         ...safeSummary(() => (original.produce !== undefined ? summarizeProduceRequest(original.produce) : summarizeRequest(original.frame, original.decoded))),
         ...(response !== undefined && { response: safeSummary(() => summarizeResponse(header.apiKey, header.apiVersion, response)) }),
         ...(decisions.length > 0 && { decisions: decisionDetails(decisions) }),
+        ...(approval !== undefined && { approval }),
         ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),
         ...(masking !== undefined && (masking.maskedRecords > 0 || masking.failedPartitions.length > 0 || masking.droppedPartialBatches > 0) && {
           masking: {
@@ -1019,8 +1117,19 @@ function decisionDetails(decisions: readonly ResourceDecision[]): Array<Record<s
     effect: decision.effect,
     rule: decision.rule,
     ...(decision.shadow !== undefined && { shadow: decision.shadow }),
+    ...(approvalDetail(decision) !== undefined && { approval: approvalDetail(decision) }),
   }));
 }
+
+/** What an audit record says of a decision's approval: the pending request awaited, or the grant gone through with. */
+function approvalDetail(decision: Decision): Record<string, string> | undefined {
+  if (decision.grant !== undefined) return { id: decision.grant.approval, state: 'approved', grant: decision.grant.id };
+  if (decision.approval !== undefined) return { ...(decision.approval.pending !== undefined && { id: decision.approval.pending }), state: 'pending' };
+  return undefined;
+}
+
+/** The view of a request whose approvals could not be read: no grant, nothing pending (it is refused). */
+const NO_APPROVALS: ApprovalView = { grant: () => undefined, pending: () => undefined };
 
 /** A Produce's capture detail once its answer is known (`response` undefined: acks=0). */
 function completeCapture(produced: PendingProduceCapture | { readonly failed: string } | undefined, response: Buffer | undefined, apiVersion: number): Pick<AuditExtras, 'capture' | 'captureError'> {

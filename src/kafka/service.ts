@@ -107,6 +107,7 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
     const finish = (reason: ConnectionCloseReason): void => {
       if (finished) return;
       finished = true;
+      connection?.dispose();
       logger.debug({ reason, inFlight: connection?.inFlightCount ?? 0 }, 'kafka connection stream finished');
       hooks.onConnectionClose?.(reason);
     };

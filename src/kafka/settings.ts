@@ -11,11 +11,14 @@ import type { Principal } from '../core/principal.ts';
 import { BrokerRoutes } from './routing/index.ts';
 import { memoizedScramKeys } from './sasl/scram.ts';
 import type { KafkaConnectionSettings } from './service.ts';
-import type { KafkaCapture, KafkaInspection, KafkaMasking } from './connection.ts';
+import type { KafkaApprovals, KafkaCapture, KafkaInspection, KafkaMasking } from './connection.ts';
+import type { ApprovalView } from '../policy/engine.ts';
 
 export interface KafkaSettingsInput {
   readonly authenticate: (token: string) => Promise<Principal>;
-  readonly decide: (principal: Principal, action: KafkaAction) => Decision;
+  readonly decide: (principal: Principal, action: KafkaAction, approvals?: ApprovalView) => Decision;
+  /** Just-in-time approval; absent: what needs approval is refused. */
+  readonly approvals?: KafkaApprovals;
   /** Masking of consumed records; absent: nothing is masked. */
   readonly masking?: KafkaMasking;
   /** Publish inspection of produced records; absent: records are not inspected. */
@@ -32,6 +35,7 @@ export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput
     maxSessionLifetimeMs: config.clientAuthentication.maxSessionLifetime,
     authenticate: input.authenticate,
     decide: input.decide,
+    ...(input.approvals !== undefined && { approvals: input.approvals }),
     ...(input.masking !== undefined && { masking: input.masking }),
     ...(input.inspection !== undefined && { inspection: input.inspection }),
     ...(input.capture !== undefined && { capture: input.capture }),

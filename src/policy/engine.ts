@@ -4,7 +4,8 @@
  * a deny. Rules are compiled once per config so evaluation does no parsing or allocation beyond the decision.
  */
 import { qualifiedResource, type Action, type KafkaOperation, type KubeResourceRequest } from '../core/action.ts';
-import type { Decision, ShadowOutcome } from '../core/decision.ts';
+import type { Decision, GrantUse, ShadowOutcome } from '../core/decision.ts';
+import { grantScope, scopeKey, type ApprovalSpec } from '../core/approval.ts';
 import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { RuleConfig } from '../config/schema.ts';
@@ -27,6 +28,19 @@ interface AccessRule extends CompiledRule {
   readonly shadow: boolean;
   /** Conditions on the request body: the rule can only be decided once the body is read (see `bodyRules`). */
   readonly body: readonly FieldCondition[] | undefined;
+  /** `effect: approve`: what approval the rule asks; `decision` is then its denial while unapproved. */
+  readonly approval: ApprovalSpec | undefined;
+}
+
+/**
+ * What the caller knows of one principal's approvals (src/approvals/ reads it from the store): `decide` consults it
+ * when an `approve` rule matches. Keys are `scopeKey(grantScope(action))`.
+ */
+export interface ApprovalView {
+  /** A live grant of the principal covering exactly this scope. */
+  grant(scope: string): GrantUse | undefined;
+  /** The id of the principal's pending approval request for this scope under this rule. */
+  pending(scope: string, rule: string): string | undefined;
 }
 
 /** A deny rule with conditions on the request body, pending until the body is read. */
@@ -55,9 +69,11 @@ interface MaskRule extends CompiledRule {
 export interface PolicyEngine {
   /**
    * The first matching access rule decides. Shadow rules that match are reported in `shadow` and passed over; rules
-   * with body conditions are passed over too (they are `bodyRules`).
+   * with body conditions are passed over too (they are `bodyRules`). An `approve` rule decides `allow` naming the
+   * grant when `approvals` holds one for this request, else `deny` with the `approval` it demands (naming the pending
+   * approval request when `approvals` knows one).
    */
-  decide(principal: Principal, action: Action): Decision;
+  decide(principal: Principal, action: Action, approvals?: ApprovalView): Decision;
   /**
    * The body-conditioned deny rules that match everything but the body and come before the rule that allows this
    * request: the body must be read and checked against them. Empty when the request is denied anyway.
@@ -194,6 +210,32 @@ function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boo
   return (p) => who(p, kafkaAction) && !(exempt?.(p, kafkaAction) ?? false);
 }
 
+function compileApproval(a: NonNullable<RuleConfig['approval']>): ApprovalSpec {
+  return Object.freeze({
+    approverGroups: Object.freeze([...toList(a.approvers.group)!]),
+    min: a.min, mode: a.mode, waitMs: a.wait, grantMs: a.grant, oneTime: a.oneTime,
+  });
+}
+
+/** An approve rule's answer for one action: allowed by a grant, or denied with what approval it needs. */
+function approvalDecision(denial: Decision, spec: ApprovalSpec, action: Action, approvals: ApprovalView | undefined): Decision {
+  const rule = denial.rule!;
+  const scope = grantScope(action);
+  const key = scopeKey(scope);
+  const grant = approvals?.grant(key);
+  if (grant !== undefined) {
+    return { effect: 'allow', rule, reason: `allowed by grant ${grant.id} of approval ${grant.approval} (rule ${rule})`, grant };
+  }
+  const pending = approvals?.pending(key, rule);
+  if (pending === undefined) return { ...denial, approval: { rule, spec, scope } };
+  const who = `${spec.min === 1 ? 'an approver' : `${spec.min} approvers`} of ${spec.approverGroups.join(', ')}`;
+  return {
+    ...denial,
+    reason: `${denial.reason}: approval ${pending} awaits ${who} (tollgate approvals approve ${pending})`,
+    approval: { rule, spec, scope, pending },
+  };
+}
+
 export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   const access: AccessRule[] = [];
   const masking: Array<MaskRule & { readonly shadow: boolean }> = [];
@@ -202,10 +244,13 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   for (const rule of rules) {
     const applies = compileCondition(rule);
     if (rule.effect !== undefined) {
-      const reason = rule.description ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : `denied by rule ${rule.name}`);
+      const approval = rule.approval === undefined ? undefined : compileApproval(rule.approval);
+      const reason = rule.description
+        ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : rule.effect === 'approve' ? `approval required by rule ${rule.name}` : `denied by rule ${rule.name}`);
       access.push({
-        name: rule.name, applies, shadow: rule.shadow,
-        decision: Object.freeze({ effect: rule.effect, rule: rule.name, reason }),
+        name: rule.name, applies, shadow: rule.shadow, approval,
+        // An approve rule's decision, until a grant says otherwise, is a denial: fail closed wherever it is read.
+        decision: Object.freeze({ effect: rule.effect === 'allow' ? 'allow' : 'deny', rule: rule.name, reason }),
         body: rule.match.body === undefined ? undefined : compileFieldConditions(rule.match.body),
       });
     } else if (rule.reject !== undefined) {
@@ -225,15 +270,16 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   }
   return {
     ruleNames: rules.map((r) => r.name),
-    decide(principal, action) {
+    decide(principal, action, approvals) {
       let shadow: ShadowOutcome[] | undefined;
       for (const r of access) {
         if (r.body !== undefined || !r.applies(principal, action)) continue;
         if (r.shadow) {
-          (shadow ??= []).push({ rule: r.name, effect: r.decision.effect, reason: r.decision.reason });
+          (shadow ??= []).push({ rule: r.name, effect: r.approval !== undefined ? 'approve' : r.decision.effect, reason: r.decision.reason });
           continue;
         }
-        return shadow === undefined ? r.decision : { ...r.decision, shadow };
+        const decision = r.approval === undefined ? r.decision : approvalDecision(r.decision, r.approval, action, approvals);
+        return shadow === undefined ? decision : { ...decision, shadow };
       }
       return shadow === undefined ? DEFAULT_DENY : { ...DEFAULT_DENY, shadow };
     },
@@ -247,7 +293,8 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
           continue;
         }
         if (r.shadow) continue;
-        return r.decision.effect === 'allow' ? pending : [];
+        // An approve rule is passed only with a grant: what it lets through must still pass the body rules before it.
+        return r.decision.effect === 'allow' || r.approval !== undefined ? pending : [];
       }
       return [];
     },

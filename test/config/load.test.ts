@@ -44,7 +44,7 @@ test('a bad value is reported with file, line, column, path and what was expecte
   assert.equal(err.problems.length, 1);
   assert.deepEqual(err.problems[0], {
     path: 'rules[0].effect', line: 3, column: 13,
-    message: 'Invalid option: expected one of "allow"|"deny", got "alow"',
+    message: 'Invalid option: expected one of "allow"|"deny"|"approve", got "alow"',
   });
   assert.match(err.message, /^invalid config tollgate\.yaml:\n {2}tollgate\.yaml:3:13: rules\[0\]\.effect: /);
 });

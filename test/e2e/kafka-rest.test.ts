@@ -291,7 +291,7 @@ test('an unknown /v3 path and a path outside the proxy API are denied in the pro
   assert.equal((metrics.json() as { error_code: number }).error_code, 40301);
   const deleted = await rest('DELETE', `/v3/clusters/${cluster}/topics/payments`, 'ann');
   assert.equal(deleted.status, 403);
-  assert.deepEqual(deleted.json(), { error_code: 40301, message: 'DeleteTopics (admin) on topic "payments": denied by rule topic-deletion-is-admin-only' });
+  assert.deepEqual(deleted.json(), { error_code: 40301, message: 'DeleteTopics (admin) on topic "payments": approval required by rule topic-deletion-needs-approval (approvals are not taken through the Kafka REST Proxy)' });
   assert.equal(proxy.seen.length, before, 'none of them reached the proxy');
   const audit = await auditRecord('of the unknown path', (r) => r.event === 'kafka.rest.authz.deny' && (r.details as { path?: string }).path === `/v3/clusters/${cluster}/links`);
   assert.equal(audit.path, 'kafka');

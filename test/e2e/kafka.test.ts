@@ -158,17 +158,17 @@ test('producing to an admin-only topic is denied with TOPIC_AUTHORIZATION_FAILED
   }
 });
 
-test('DeleteTopics by an analyst is denied and the topic survives (checked on the broker directly)', async () => {
+test('DeleteTopics by an analyst is refused pending approval and the topic survives (checked on the broker directly)', async () => {
   const admin = stack.kafkaClient({ clientId: 'e2e-delete', ...ANALYST, kafkajs: { retry: { retries: 0 } } }).admin();
   await admin.connect();
   try {
-    await assert.rejects(admin.deleteTopics({ topics: ['orders'], timeout: 5_000 }));
+    await assert.rejects(admin.deleteTopics({ topics: ['orders'], timeout: 5_000 }), { type: 'POLICY_VIOLATION' });
   } finally {
     await admin.disconnect();
   }
   const denied = await auditWhere((r) => r.event === 'kafka.request.denied' && r.details?.['api'] === 'DeleteTopics');
   assert.ok(denied.length > 0, 'an audit record kafka.request.denied for DeleteTopics');
-  assert.equal(denied[0]!.rule, 'topic-deletion-is-admin-only');
+  assert.equal(denied[0]!.rule, 'topic-deletion-needs-approval');
 
   const direct = stack.directKafka().admin();
   await direct.connect();

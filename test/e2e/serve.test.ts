@@ -31,7 +31,7 @@ test('validate: 0 for the quickstart config, 2 with file, line and path for a ba
   const res = await tollgate('validate', '--config', bad);
   assert.equal(res.code, 2);
   assert.match(res.stderr, new RegExp(`${bad.replace(/[.]/g, '\\.')}:3:14: server\\.grpc\\.address: expected "host:port"`));
-  assert.match(res.stderr, /:5:\d+: rules\[0\]\.effect: .*expected one of "allow"\|"deny", got "maybe"/);
+  assert.match(res.stderr, /:5:\d+: rules\[0\]\.effect: .*expected one of "allow"\|"deny"\|"approve", got "maybe"/);
 
   const usage = await tollgate('validate');
   assert.equal(usage.code, 2);

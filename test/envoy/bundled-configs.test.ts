@@ -12,6 +12,7 @@ import { renderTemplate, validateEnvoyConfig } from '../../scripts/lib/envoy.ts'
 import { REPO_ROOT, RUN_DIR } from '../../scripts/lib/paths.ts';
 import { createMtlsTestCertificates } from '../../scripts/lib/certs.ts';
 import { renderStackEnvoy } from '../../scripts/lib/stack.ts';
+import { configSchema } from '../../src/config/schema.ts';
 
 const ENVOY_DIR = path.join(REPO_ROOT, 'envoy');
 const configs = fs.readdirSync(ENVOY_DIR).filter((f) => f.endsWith('.yaml'));
@@ -63,6 +64,22 @@ test('the Kubernetes gateway streams request and response bodies through tollgat
   const mode = hcm.http_filters[1].typed_config.processing_mode;
   assert.deepEqual([mode.request_body_mode, mode.response_body_mode], ['FULL_DUPLEX_STREAMED', 'FULL_DUPLEX_STREAMED']);
   assert.deepEqual(hcm.upgrade_configs.map((u: { upgrade_type: string }) => u.upgrade_type), ['websocket', 'SPDY/3.1']);
+});
+
+test('a Check held for approval fits: ext_authz waits longer than approvals.maxHold, the idle timer longer still', () => {
+  const maxHold = configSchema.parse({}).approvals.maxHold;
+  const ms = (duration: string) => {
+    const m = /^(\d+)s$/.exec(duration);
+    assert.ok(m, `expected a duration in seconds, got ${duration}`);
+    return Number(m[1]) * 1000;
+  };
+  for (const file of ['http-edge.yaml', 'kubernetes-edge.yaml']) {
+    const doc = YAML.parse(renderTemplate(fs.readFileSync(path.join(ENVOY_DIR, file), 'utf8'), VALUES));
+    const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    const authz = hcm.http_filters[0].typed_config.grpc_service.timeout as string;
+    assert.ok(ms(authz) > maxHold, `${file}: ext_authz timeout ${authz} must exceed approvals.maxHold (${maxHold} ms)`);
+    assert.ok(ms(hcm.stream_idle_timeout) > ms(authz), `${file}: stream_idle_timeout ${hcm.stream_idle_timeout} must exceed the ext_authz timeout ${authz}`);
+  }
 });
 
 test('the Kafka listener runs network ext_proc fail-closed before tcp_proxy', () => {

@@ -120,10 +120,13 @@ export class Judge {
     return { decision, code: denialCode(resource) };
   }
 
-  /** Undefined when allowed, else the denial with the error code for the resource's kind. */
+  /** Undefined when allowed, else the denial with the error code for the resource's kind (POLICY_VIOLATION while awaiting approval). */
   check(operation: KafkaOperation, resource: Resource = {}): Verdict {
     const decision = this.ask(operation, resource);
-    return decision.effect === 'allow' ? undefined : { decision, code: denialCode(resource) };
+    if (decision.effect === 'allow') return undefined;
+    // Awaiting approval is no authorization failure: POLICY_VIOLATION, with the approval's id in the error message
+    // where the response has one (the decision's reason), so clients do not read it as missing ACLs.
+    return { decision, code: decision.approval !== undefined ? KafkaError.POLICY_VIOLATION : denialCode(resource) };
   }
 
   forward(filterResponse?: (responseFrame: Buffer) => Buffer): RequestPlan {

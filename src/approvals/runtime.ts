@@ -1,0 +1,100 @@
+/**
+ * @module approvals/runtime
+ * The approval service as a running tollgate holds it: the store is opened only once a config has an `approve` rule
+ * (a config without one leaves no database file behind), in the background, and until it is open every request
+ * needing approval is refused (fail closed) and /readyz says why. The adapters reach it through getters, so a reload
+ * that adds the first approve rule opens the store without a restart.
+ */
+import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/record.ts';
+import type { Config } from '../config/schema.ts';
+import type { KafkaApprovals } from '../kafka/connection.ts';
+import { createKafkaApprovals } from '../kafka/approval.ts';
+import { ApprovalService, type ApprovalEvent } from './service.ts';
+import { openSqliteStore } from './sqlite.ts';
+
+export interface ApprovalsRuntimeOptions {
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  /** Where approvers reach the admin listener when `approvals.url` is not set. */
+  readonly defaultBaseUrl: () => string;
+  readonly clock?: () => number;
+  /** Every approval event (webhooks and the like plug in here). */
+  readonly notify?: (event: ApprovalEvent) => void;
+}
+
+export interface ApprovalsRuntime {
+  /** The service once its store is open; undefined before, and when no rule needs approval. */
+  current(): ApprovalService | undefined;
+  /** Opens the store (in the background) when `config` has an approve rule and it is not open or opening yet. */
+  ensure(config: Config): void;
+  /** Resolves when the latest opening has finished, successfully or not. */
+  settled(): Promise<void>;
+  /** For /readyz: undefined when approvals are not in use. */
+  health(): { ok: boolean; detail: string } | undefined;
+  /** What Kafka connections use; requests needing approval are refused while the store is not open. */
+  readonly kafka: KafkaApprovals;
+  close(): Promise<void>;
+}
+
+export const needsApprovals = (config: Config): boolean => config.rules.some((r) => r.effect === 'approve');
+
+export function createApprovalsRuntime(options: ApprovalsRuntimeOptions): ApprovalsRuntime {
+  let service: ApprovalService | undefined;
+  let kafka: KafkaApprovals | undefined;
+  let opening: Promise<void> | undefined;
+  let failure: string | undefined;
+  let wanted = false;
+  let closed = false;
+
+  const open = (config: Config): Promise<void> => (async () => {
+    const { store: storeConfig, url, pollInterval } = config.approvals;
+    try {
+      const store = await openSqliteStore(storeConfig.sqlite.path);
+      if (closed) {
+        await store.close();
+        return;
+      }
+      service = new ApprovalService({
+        store, audit: options.audit, logger: options.logger, baseUrl: url ?? options.defaultBaseUrl(), pollIntervalMs: pollInterval,
+        ...(options.clock !== undefined && { clock: options.clock }),
+        ...(options.notify !== undefined && { notify: options.notify }),
+      });
+      service.start();
+      kafka = createKafkaApprovals(service);
+      failure = undefined;
+      options.logger.info({ store: storeConfig.sqlite.path }, 'approvals store open');
+    } catch (error) {
+      failure = `the approvals store ${storeConfig.sqlite.path} could not be opened: ${(error as Error).message}`;
+      options.logger.error({ err: error }, failure);
+      opening = undefined;
+    }
+  })();
+
+  return {
+    current: () => service,
+    ensure(config) {
+      if (!needsApprovals(config)) return;
+      wanted = true;
+      if (service === undefined && opening === undefined) opening = open(config);
+    },
+    settled: () => opening ?? Promise.resolve(),
+    health() {
+      if (!wanted) return undefined;
+      if (service !== undefined) return { ok: true, detail: 'store open' };
+      return { ok: false, detail: failure ?? 'opening the store' };
+    },
+    kafka: {
+      prepare: (principal, demands, context) => {
+        if (kafka === undefined) return Promise.reject(new Error(failure ?? 'the approvals store is not open yet'));
+        return kafka.prepare(principal, demands, context);
+      },
+      watchRevocations: (onRevoked) => kafka?.watchRevocations(onRevoked) ?? (() => {}),
+    },
+    async close() {
+      closed = true;
+      await opening;
+      await service?.close();
+    },
+  };
+}
