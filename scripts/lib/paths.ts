@@ -15,6 +15,12 @@ export const KAFKA_VERSION = '4.1.2';
 export const KUBERNETES_VERSION = '1.36.3';
 /** The upstream version of Debian's `etcd-server` package (bookworm); provisioning refuses any other. */
 export const ETCD_VERSION = '3.4.23';
+/**
+ * The major version of Debian's PostgreSQL (bookworm: 15). Minor releases arrive as security updates and the
+ * repositories keep only the newest, so the major version is what is pinned; an installed server stands in for the
+ * unpacked one only if it is this major version.
+ */
+export const POSTGRES_MAJOR = '15';
 
 export const ENVOY_BINARY = path.join(CACHE_DIR, 'envoy', ENVOY_VERSION, 'envoy');
 /** Every jar the broker and its tools need, flat, for `java -cp "<dir>/*"`. */
@@ -29,6 +35,10 @@ export const ENVOY_DIR = path.dirname(ENVOY_BINARY);
 export const KAFKA_DIR = path.dirname(KAFKA_LIBS_DIR);
 export const KUBERNETES_DIR = path.dirname(KUBE_APISERVER_BINARY);
 export const ETCD_DIR = path.dirname(ETCD_BINARY);
+/** Debian's postgresql-<major> and its client, unpacked (layout.json inside says where the programs are). */
+export const POSTGRES_DIR = path.join(CACHE_DIR, 'postgresql', POSTGRES_MAJOR);
+/** Debian's chromium, unpacked, for the approver page's browser tests (layout.json inside names the executable). */
+export const CHROMIUM_DIR = path.join(CACHE_DIR, 'chromium');
 export const PROVISIONED_MARKER = '.provisioned';
 /** The Maven dependency list that provision.ts resolves into KAFKA_LIBS_DIR. */
 export const KAFKA_POM = path.join(REPO_ROOT, 'scripts', 'kafka', 'pom.xml');
