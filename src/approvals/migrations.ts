@@ -80,7 +80,12 @@ export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
  * whose schema is newer than this tollgate's. Returns the versions applied.
  */
 export async function migrate(driver: SqlDriver, now: number, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
-  await driver.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)', []);
+  // Under the migration lock too: two PostgreSQL sessions creating the same table at once collide on its catalog
+  // entry (a unique violation) even with IF NOT EXISTS.
+  await driver.transaction(async (tx) => {
+    await tx.lockForMigration();
+    await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)', []);
+  });
   const applied: number[] = [];
   for (const migration of migrations) {
     const done = await driver.transaction(async (tx) => {

@@ -3,12 +3,13 @@
  * The approval store over any SQL database a small driver adapts (`SqlDriver`): node:sqlite (./sqlite.ts) today, a
  * PostgreSQL client for replicas sharing approvals. The SQL is the portable subset described in ./migrations.ts; what
  * differs between databases (row locks, the migration lock, how a unique violation is reported, placeholders) is
- * the driver's.
+ * the driver's, and so is telling other processes of a change (`announce`, heard through `listen`).
  */
+import { randomUUID } from 'node:crypto';
 import type { GrantScope } from '../core/approval.ts';
 import { applyDecision, personKey, type ApprovalRequest, type ApprovalState, type ApproverDecision, type Grant, type NewApprovalRequest, type Person, type Requester } from './model.ts';
 import { migrate } from './migrations.ts';
-import { ApprovalStoreError, type ApprovalStore, type DecideResult, type ListFilter, type RequesterApprovals } from './store.ts';
+import { ApprovalStoreError, type ApprovalStore, type DecideResult, type ListFilter, type RequesterApprovals, type StoreChange } from './store.ts';
 
 export type SqlValue = string | number | null;
 /** Columns as the database returns them: BIGINT may come back as a string (PostgreSQL's int8). */
@@ -23,6 +24,11 @@ export interface SqlDriver {
   transaction<T>(work: (tx: SqlTransaction) => Promise<T>): Promise<T>;
   /** Whether `error` is a unique-constraint violation. */
   isUniqueViolation(error: unknown): boolean;
+  /**
+   * Calls `listener` with every payload any process announces, from now until the returned function is called.
+   * Absent where the database cannot push (SQLite).
+   */
+  listen?(listener: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -31,6 +37,8 @@ export interface SqlTransaction extends Pick<SqlDriver, 'query' | 'run'> {
   readonly lockRows: string;
   /** Takes the lock that keeps two processes from migrating at once (none where the transaction locks the database). */
   lockForMigration(): Promise<void>;
+  /** Tells every listening process `payload` once the transaction commits (nothing if it rolls back); a no-op where nothing can listen. */
+  announce(payload: string): Promise<void>;
 }
 
 const REQUEST_COLUMNS = 'id, state, rule, mode, requester_key, requester, scope_key, scope, summary, reason, context, approver_groups, min_approvals, grant_ms, one_time, created_at, expires_at, decided_at';
@@ -121,16 +129,49 @@ async function getRequest(db: Reader, id: string, lock = ''): Promise<ApprovalRe
   return (await hydrate(db, rows))[0];
 }
 
+/** An announced change: `o` the store object that made it (so it does not hear its own), then the change. */
+interface Announcement {
+  readonly o: string;
+  readonly k: StoreChange['kind'];
+  readonly a: string;
+  readonly g?: string;
+}
+
+const CHANGE_KINDS: ReadonlySet<string> = new Set<StoreChange['kind']>(['requested', 'decided', 'revoked', 'expired']);
+
+function changeOf(payload: string): { origin: string; change: StoreChange } | undefined {
+  try {
+    const a = JSON.parse(payload) as Partial<Announcement>;
+    if (typeof a.o !== 'string' || typeof a.a !== 'string' || typeof a.k !== 'string' || !CHANGE_KINDS.has(a.k)) return undefined;
+    return { origin: a.o, change: { kind: a.k, approval: a.a, ...(typeof a.g === 'string' && { grant: a.g }) } };
+  } catch {
+    return undefined;
+  }
+}
+
 export class SqlApprovalStore implements ApprovalStore {
   readonly #db: SqlDriver;
+  /** Tells this object's announcements apart from other processes' (and other objects' in this process). */
+  readonly #origin = randomUUID();
 
   private constructor(db: SqlDriver) {
     this.#db = db;
   }
 
+  #announce(tx: SqlTransaction, kind: StoreChange['kind'], approval: string, grant?: string): Promise<void> {
+    const a: Announcement = { o: this.#origin, k: kind, a: approval, ...(grant !== undefined && { g: grant }) };
+    return tx.announce(JSON.stringify(a));
+  }
+
   /** Opens the store on `driver`, migrating its schema first. */
   static async open(driver: SqlDriver, now: number = Date.now()): Promise<SqlApprovalStore> {
-    await migrate(driver, now);
+    try {
+      await migrate(driver, now);
+    } catch (error) {
+      // The store never opened, so nobody else will close its connections.
+      await driver.close().catch(() => {});
+      throw error;
+    }
     return new SqlApprovalStore(driver);
   }
 
@@ -147,6 +188,7 @@ export class SqlApprovalStore implements ApprovalStore {
         JSON.stringify(request.scope), request.summary, request.reason, JSON.stringify(request.context), JSON.stringify(request.approverGroups),
         request.min, request.grantMs, request.oneTime ? 1 : 0, request.createdAt, request.expiresAt, null,
       ]);
+      await this.#announce(tx, 'requested', request.id);
       return { request: { ...request, state: 'pending' as const, decisions: [] }, created: true };
     });
     try {
@@ -194,6 +236,7 @@ export class SqlApprovalStore implements ApprovalStore {
         await tx.run(`INSERT INTO approval_grants (id, request_id, requester_key, scope_key, one_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
           [grant.id, grant.approval, grant.requesterKey, grant.scopeKey, grant.oneTime ? 1 : 0, grant.createdAt, grant.expiresAt]);
       }
+      await this.#announce(tx, 'decided', id);
       const updated: ApprovalRequest = {
         ...request,
         state: outcome.state,
@@ -216,7 +259,10 @@ export class SqlApprovalStore implements ApprovalStore {
         [now, JSON.stringify({ subject: by.subject, issuer: by.issuer }), reason, id, now]);
       if (changed === 0) return undefined;
       const rows = await tx.query(`SELECT ${GRANT_COLUMNS} FROM approval_grants WHERE request_id = ?`, [id]);
-      return rows[0] === undefined ? undefined : grantOf(rows[0]);
+      if (rows[0] === undefined) return undefined;
+      const grant = grantOf(rows[0]);
+      await this.#announce(tx, 'revoked', id, grant.id);
+      return grant;
     });
   }
 
@@ -226,7 +272,17 @@ export class SqlApprovalStore implements ApprovalStore {
       if (rows.length === 0) return [];
       await tx.run(`UPDATE approval_requests SET state = 'expired', decided_at = expires_at WHERE state = 'pending' AND expires_at <= ?`, [now]);
       const expired = await hydrate(tx, rows);
+      for (const r of expired) await this.#announce(tx, 'expired', r.id);
       return expired.map((r) => ({ ...r, state: 'expired' as const, decidedAt: r.expiresAt }));
+    });
+  }
+
+  async watch(listener: (change: StoreChange) => void): Promise<(() => Promise<void>) | undefined> {
+    if (this.#db.listen === undefined) return undefined;
+    return this.#db.listen((payload) => {
+      const heard = changeOf(payload);
+      // Not ours, and not malformed (another program on the channel): a change to re-read.
+      if (heard !== undefined && heard.origin !== this.#origin) listener(heard.change);
     });
   }
 

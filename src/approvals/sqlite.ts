@@ -67,6 +67,8 @@ export class SqliteDriver implements SqlDriver {
       const tx: SqlTransaction = {
         lockRows: '',
         lockForMigration: async () => {},
+        // One process's file: other processes sharing it find changes by re-reading (approvals.pollInterval).
+        announce: async () => {},
         query: async <R extends SqlRow>(sql: string, params: readonly SqlValue[]) => this.#query<R>(sql, params),
         run: async (sql, params) => this.#run(sql, params),
       };

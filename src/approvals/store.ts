@@ -24,6 +24,17 @@ export type DecideResult =
   | { readonly ok: true; readonly request: ApprovalRequest; readonly grant?: Grant }
   | { readonly ok: false; readonly refusal: DecisionRefusal | 'not_found'; readonly request?: ApprovalRequest };
 
+/**
+ * A change one process recorded, as another process sharing the store hears of it: which approval, and what
+ * happened to it (`decided`: an approver's decision, whatever the state now is). Readers re-read the approval.
+ */
+export interface StoreChange {
+  readonly kind: 'requested' | 'decided' | 'revoked' | 'expired';
+  readonly approval: string;
+  /** revoked: the grant that was revoked. */
+  readonly grant?: string;
+}
+
 export interface ApprovalStore {
   /**
    * Files `request` unless the same requester already has one pending (and unexpired) for the same rule and scope;
@@ -42,6 +53,12 @@ export interface ApprovalStore {
   revoke(id: string, by: Person, reason: string, now: number): Promise<Grant | undefined>;
   /** Marks pending requests past their expiry as expired; returns them. */
   expire(now: number): Promise<ApprovalRequest[]>;
+  /**
+   * Calls `listener` with each change other processes record, as it commits (PostgreSQL LISTEN/NOTIFY); the
+   * changes of this store object are not repeated to it. Resolves to the function that stops listening, or to
+   * undefined where the store cannot push changes (then only re-reading finds them).
+   */
+  watch?(listener: (change: StoreChange) => void): Promise<(() => Promise<void>) | undefined>;
   close(): Promise<void>;
 }
 

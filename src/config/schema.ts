@@ -329,6 +329,37 @@ const quickstart = z.object({
   topics: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka topics the quickstart creates.' }),
 }).strict().meta({ description: 'Read only by `npm start` (the quickstart); `tollgate serve` ignores it.' });
 
+const postgresStore = z.object({
+  url: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a URL such as postgres://tollgate@db.internal:5432/tollgate' })
+    .refine((u) => URL.canParse(u) && new URL(u).password === '', 'expected no password in the URL: give it as approvals.store.postgres.password')
+    .refine((u) => URL.canParse(u) && new URL(u).search === '', 'expected no query parameters in the URL: TLS is approvals.store.postgres.tls')
+    .optional().meta({ description: '`postgres://user@host:port/database`; `host`, `port`, `database` and `user` override its parts. No password (see `password`) and no query parameters.' }),
+  host: z.string().min(1).optional().meta({ description: 'Host name or address, or the folder of the server\'s Unix socket (`/var/run/postgresql`).' }),
+  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Default 5432.' }),
+  database: z.string().min(1).optional().meta({ description: 'Default: the user name.' }),
+  user: z.string().min(1).optional(),
+  password: secretSource.optional().meta({ description: 'The user\'s password. A file is re-read for new connections, so a rotated password is picked up.' }),
+  tls: z.object({
+    caFile: z.string().min(1).optional().meta({ description: 'PEM CA bundle the server\'s certificate must chain to. Default: the system roots.' }),
+  }).strict().optional().meta({ description: 'Connect with TLS, verifying the server\'s certificate and name. Absent: no TLS (a Unix socket, or a private network).' }),
+  poolSize: z.number().int().min(1).max(100).default(10).meta({ description: 'Connections per tollgate process, besides the one that listens for other replicas\' changes.' }),
+}).strict().superRefine((c, ctx) => {
+  if (c.url === undefined && c.host === undefined) ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host (or a url)' });
+  if (c.user === undefined && (c.url === undefined || !URL.canParse(c.url) || new URL(c.url).username === '')) ctx.addIssue({ code: 'custom', path: ['user'], message: 'expected a user (or a url naming one)' });
+}).meta({ description: 'Keep approvals in PostgreSQL, shared by several tollgate replicas: a request held on one replica is released when another records the approval, and a revocation closes the Kafka connections relying on the grant on every replica (LISTEN/NOTIFY). The schema is migrated on open, under an advisory lock. `sqlite` is then unused.' });
+
+const approvalsWebhook = z.object({
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).meta({ description: 'Where each approval event is POSTed.' }),
+  format: z.enum(['json', 'slack']).default('json')
+    .meta({ description: '`json`: `{event, approval, actor?, grant?, at}` with the request as the approver API shows it. `slack`: a Slack incoming-webhook message `{text, blocks}` with who, what, where, why and the approval\'s URL.' }),
+  headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name'), z.string()).default({})
+    .meta({ description: 'Added to each POST (not secrets: those belong in `secret`).' }),
+  secret: secretSource.optional().meta({ description: 'Signs each POST: `x-tollgate-signature: sha256=<hex HMAC-SHA-256 of "<x-tollgate-timestamp>.<body>">`, so the receiver can tell it came from tollgate.' }),
+  timeout: duration('How long one POST may take.').prefault('5s'),
+  retries: z.number().int().min(0).max(10).default(3).meta({ description: 'Further attempts after a network error, a timeout, 429 or 5xx (1 s, 2 s, 4 s … apart).' }),
+  queue: z.number().int().min(1).max(100_000).default(1_000).meta({ description: 'Events waiting to be sent; past this, new events are dropped (and logged). Sending never holds up a decision.' }),
+}).strict().meta({ description: 'Notify a webhook of every approval event: requested, approved, rejected, revoked, expired. Each event is POSTed by the tollgate process that recorded it.' });
+
 export const configSchema = z.object({
   server: z.object({
     grpc: z.object({
@@ -393,11 +424,13 @@ export const configSchema = z.object({
         path: z.string().min(1).default('.tollgate/approvals.sqlite')
           .meta({ description: 'The SQLite database file (created with its folder; relative to the working directory). Approval requests, decisions and grants survive restarts; several tollgate processes on one host may share the file.' }),
       }).strict().prefault({}),
-    }).strict().prefault({}).meta({ description: 'Where approval requests, approver decisions and grants are kept (embedded SQLite by default, `node:sqlite`). Opened only when a rule has `effect: approve`.' }),
+      postgres: postgresStore.optional(),
+    }).strict().prefault({}).meta({ description: 'Where approval requests, approver decisions and grants are kept (embedded SQLite by default, `node:sqlite`; PostgreSQL when `postgres` is set). Opened only when a rule has `effect: approve`.' }),
     url: z.url().optional().meta({ description: 'The base URL approvers reach tollgate\'s admin listener at; a denial awaiting approval names `<url>/approvals/<id>`. Default: `http://<server.admin.address>`.' }),
     maxHold: duration('Longest a `hold` request waits (a rule\'s `wait` may not exceed it). Envoy\'s ext_authz `grpc_service.timeout` must be longer (the bundled configs: 330s), and so must the stream idle timeout of its connection manager.').prefault('5m'),
     maxGrant: duration('Longest grant a rule may give (`approval.grant`).').prefault('8h'),
-    pollInterval: duration('How often held requests re-read the store, so an approval recorded by another tollgate process releases them.').prefault('2s'),
+    pollInterval: duration('How often held requests re-read the store, so an approval recorded by another tollgate process releases them (with PostgreSQL such changes also arrive at once, through LISTEN/NOTIFY; this is the fallback).').prefault('2s'),
+    webhook: approvalsWebhook.optional(),
   }).strict().prefault({}).meta({ description: 'Just-in-time approval (rules with `effect: approve`): the store, the approver API on the admin listener (`/approvals`), limits.' }),
   quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
@@ -452,6 +485,8 @@ export type RejectSpecConfig = NonNullable<RuleConfig['reject']>;
 export type CaptureSpecConfig = NonNullable<RuleConfig['capture']>;
 export type ApprovalSpecConfig = NonNullable<RuleConfig['approval']>;
 export type ApprovalsConfig = Config['approvals'];
+export type PostgresStoreConfig = NonNullable<Config['approvals']['store']['postgres']>;
+export type ApprovalsWebhookConfig = NonNullable<Config['approvals']['webhook']>;
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type KubernetesIdentityConfig = NonNullable<Config['identity']['kubernetes']>;
 export type ApiKeyConfig = Config['identity']['apiKeys'][number];
