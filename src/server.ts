@@ -88,6 +88,7 @@ const RESTART_KEYS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['approvals.store', (c) => JSON.stringify(c.approvals.store)],
   ['approvals.url', (c) => c.approvals.url],
   ['approvals.pollInterval', (c) => c.approvals.pollInterval],
+  ['approvals.webhook', (c) => JSON.stringify(c.approvals.webhook)],
 ];
 
 /**

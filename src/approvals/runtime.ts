@@ -10,8 +10,11 @@ import type { AuditSink } from '../audit/record.ts';
 import type { Config } from '../config/schema.ts';
 import type { KafkaApprovals } from '../kafka/connection.ts';
 import { createKafkaApprovals } from '../kafka/approval.ts';
+import { describeConnection, openPostgresStore, postgresConnection } from './postgres.ts';
 import { ApprovalService, type ApprovalEvent } from './service.ts';
 import { openSqliteStore } from './sqlite.ts';
+import type { ApprovalStore } from './store.ts';
+import { createWebhookNotifier, type WebhookNotifier } from './webhook.ts';
 
 export interface ApprovalsRuntimeOptions {
   readonly audit: AuditSink;
@@ -39,6 +42,23 @@ export interface ApprovalsRuntime {
 
 export const needsApprovals = (config: Config): boolean => config.rules.some((r) => r.effect === 'approve');
 
+/** The store the config names (PostgreSQL when `postgres` is set, else the SQLite file), and how to name it in logs. */
+function storeOf(config: Config['approvals']['store'], logger: Logger): { where: string; open: () => Promise<ApprovalStore> } {
+  const postgres = config.postgres;
+  if (postgres === undefined) return { where: config.sqlite.path, open: () => openSqliteStore(config.sqlite.path) };
+  let where = 'postgres';
+  return {
+    get where() {
+      return where;
+    },
+    open: async () => {
+      const connection = postgresConnection(postgres);
+      where = describeConnection(connection);
+      return openPostgresStore(connection, { logger });
+    },
+  };
+}
+
 export function createApprovalsRuntime(options: ApprovalsRuntimeOptions): ApprovalsRuntime {
   let service: ApprovalService | undefined;
   let kafka: KafkaApprovals | undefined;
@@ -47,25 +67,43 @@ export function createApprovalsRuntime(options: ApprovalsRuntimeOptions): Approv
   let wanted = false;
   let closed = false;
 
+  let webhook: WebhookNotifier | undefined;
+
   const open = (config: Config): Promise<void> => (async () => {
-    const { store: storeConfig, url, pollInterval } = config.approvals;
+    const { url, pollInterval } = config.approvals;
+    const storeConfig = storeOf(config.approvals.store, options.logger);
+    let hook: WebhookNotifier | undefined;
     try {
-      const store = await openSqliteStore(storeConfig.sqlite.path);
+      hook = config.approvals.webhook === undefined ? undefined : createWebhookNotifier(config.approvals.webhook, { logger: options.logger });
+    } catch (error) {
+      failure = `the approvals webhook cannot be used: ${(error as Error).message}`;
+      options.logger.error({ err: error }, failure);
+      opening = undefined;
+      return;
+    }
+    try {
+      const store = await storeConfig.open();
       if (closed) {
         await store.close();
         return;
       }
+      const sink = hook;
+      const notify = sink === undefined ? options.notify : (event: ApprovalEvent) => {
+        sink.notify(event);
+        options.notify?.(event);
+      };
+      webhook = hook;
       service = new ApprovalService({
         store, audit: options.audit, logger: options.logger, baseUrl: url ?? options.defaultBaseUrl(), pollIntervalMs: pollInterval,
         ...(options.clock !== undefined && { clock: options.clock }),
-        ...(options.notify !== undefined && { notify: options.notify }),
+        ...(notify !== undefined && { notify }),
       });
-      service.start();
+      await service.start();
       kafka = createKafkaApprovals(service);
       failure = undefined;
-      options.logger.info({ store: storeConfig.sqlite.path }, 'approvals store open');
+      options.logger.info({ store: storeConfig.where, ...(hook !== undefined && { webhook: new URL(config.approvals.webhook!.url).origin }) }, 'approvals store open');
     } catch (error) {
-      failure = `the approvals store ${storeConfig.sqlite.path} could not be opened: ${(error as Error).message}`;
+      failure = `the approvals store ${storeConfig.where} could not be opened: ${(error as Error).message}`;
       options.logger.error({ err: error }, failure);
       opening = undefined;
     }
@@ -95,6 +133,7 @@ export function createApprovalsRuntime(options: ApprovalsRuntimeOptions): Approv
       closed = true;
       await opening;
       await service?.close();
+      await webhook?.close();
     },
   };
 }

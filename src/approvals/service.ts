@@ -8,8 +8,11 @@
  *
  * Every change is an event (`subscribe`, and the `notify` hook for webhooks and the like): held requests wake on
  * them, Kafka connections close on a revoked grant, and each is an audit record (`approval.<event>`, with
- * `details.approval: {id, state}`). Held requests also re-read the store every `pollIntervalMs`, so an approval
- * recorded by another tollgate process sharing the store releases them too.
+ * `details.approval: {id, state}`). Changes another tollgate process records in a shared store arrive through the
+ * store's `watch` (PostgreSQL LISTEN/NOTIFY) as `peer` events: they wake held requests and reach subscribers (so a
+ * revocation closes Kafka connections on every replica), but are not audited or notified again here, where they were
+ * not made. Held requests also re-read the store every `pollIntervalMs`, which is all a store without `watch`
+ * (SQLite shared by processes on one host) has.
  */
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/record.ts';
@@ -18,7 +21,7 @@ import type { ApprovalDemand, GrantUse } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { ApprovalView } from '../policy/engine.ts';
 import { effectiveState, newId, type ApprovalRequest, type ApprovalState, type Grant, type Person, type Verdict } from './model.ts';
-import type { ApprovalStore, DecideResult } from './store.ts';
+import type { ApprovalStore, DecideResult, StoreChange } from './store.ts';
 
 export type ApprovalEventType = 'requested' | 'decided' | 'approved' | 'rejected' | 'expired' | 'revoked';
 
@@ -31,6 +34,8 @@ export interface ApprovalEvent {
   readonly actor?: Person;
   /** Where an approver sees and decides it. */
   readonly url: string;
+  /** Recorded by another tollgate process sharing the store (audited and notified there, not here). */
+  readonly peer?: true;
 }
 
 export type ApprovalErrorCode = 'not_found' | 'not_an_approver' | 'self_approval' | 'not_pending' | 'expired' | 'already_decided' | 'reason_required' | 'no_live_grant' | 'not_allowed';
@@ -122,6 +127,7 @@ export class ApprovalService {
   readonly #listeners = new Set<(event: ApprovalEvent) => void>();
   readonly #waiters = new Map<string, Set<() => void>>();
   #sweeper: NodeJS.Timeout | undefined;
+  #watching: Promise<(() => Promise<void>) | undefined> | undefined;
   /** Draining: held requests are answered now, and no new hold starts. */
   #holding = true;
 
@@ -139,20 +145,55 @@ export class ApprovalService {
     return `${this.#options.baseUrl.replace(/\/+$/, '')}/approvals/${encodeURIComponent(id)}`;
   }
 
-  /** Starts the expiry sweep (every `pollIntervalMs`); it does not keep the process alive. */
-  start(): void {
+  /**
+   * Starts the expiry sweep (every `pollIntervalMs`; it does not keep the process alive) and listening for other
+   * processes' changes where the store can push them; resolves once listening (never rejects: re-reading covers).
+   */
+  async start(): Promise<void> {
     if (this.#sweeper !== undefined) return;
     this.#sweeper = setInterval(() => {
       this.sweep().catch((err: unknown) => this.#options.logger.error({ err }, 'approvals: expiry sweep failed'));
     }, this.#options.pollIntervalMs);
     this.#sweeper.unref();
+    this.#watching = this.#store.watch?.((change) => this.#onPeerChange(change)).catch((err: unknown) => {
+      this.#options.logger.warn({ err }, 'approvals: cannot listen for other processes\' changes; held requests re-read the store instead');
+      return undefined;
+    });
+    await this.#watching;
   }
 
   async close(): Promise<void> {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     this.stopHolding();
+    const unwatch = await this.#watching;
+    await unwatch?.();
     await this.#store.close();
+  }
+
+  /** Another process changed approval `change.approval`: wake what waits on it, and tell subscribers what became of it. */
+  #onPeerChange(change: StoreChange): void {
+    for (const wake of [...(this.#waiters.get(change.approval) ?? [])]) wake();
+    if (this.#listeners.size === 0) return;
+    this.#store.get(change.approval).then((request) => {
+      if (request === undefined) return;
+      const type: ApprovalEventType = change.kind === 'requested' ? 'requested' : change.kind === 'revoked' ? 'revoked' : change.kind === 'expired' ? 'expired'
+        : request.state === 'approved' ? 'approved' : request.state === 'rejected' ? 'rejected' : 'decided';
+      // The revoked grant is the request's (one grant per approval); its id in the change is checked, not trusted blindly.
+      const grant = request.grant !== undefined && (change.grant === undefined || request.grant.id === change.grant) ? request.grant : undefined;
+      if (type === 'revoked' && grant === undefined) return;
+      this.#tell({ type, request, ...(grant !== undefined && (type === 'approved' || type === 'revoked') && { grant }), url: this.urlOf(request.id), peer: true });
+    }).catch((err: unknown) => this.#options.logger.warn({ err, approval: change.approval }, 'approvals: cannot read a change another process made'));
+  }
+
+  #tell(event: ApprovalEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.#options.logger.error({ err, event: event.type }, 'approvals: an event listener failed');
+      }
+    }
   }
 
   /**
@@ -361,13 +402,7 @@ export class ApprovalService {
     });
     this.#options.logger.info({ approval: request.id, event: event.type, rule: request.rule, requester: request.requester.subject, actor: event.actor?.subject }, `approval ${event.type}`);
     for (const wake of [...(this.#waiters.get(request.id) ?? [])]) wake();
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.#options.logger.error({ err, event: event.type }, 'approvals: an event listener failed');
-      }
-    }
+    this.#tell(event);
     try {
       this.#options.notify?.(event);
     } catch (err) {
