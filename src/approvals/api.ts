@@ -11,12 +11,15 @@
  *   POST /approvals/<id>/revoke    {"reason": "…"} (required): ends the live grant
  *
  * Errors are `{"error": code, "message": text}` with 400, 401, 403, 404, 405, 409, 413 or 503.
+ *
+ * A GET that asks for HTML (a browser) gets the approver's web page instead (./page.ts), which calls this API.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Principal } from '../core/principal.ts';
 import type { AuthenticateCaller } from '../identity/caller.ts';
 import { APPROVAL_STATES, type ApprovalRequest, type ApprovalState } from './model.ts';
+import { createApprovalsPage, wantsPage } from './page.ts';
 import { ApprovalError, type ApprovalService } from './service.ts';
 
 export const API_PREFIX = '/approvals';
@@ -123,9 +126,12 @@ export function createApprovalsApi(deps: ApprovalsApiDeps): (req: IncomingMessag
     }
   };
 
+  const page = createApprovalsPage({ service: deps.service, caller });
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const parts = url.pathname.slice(API_PREFIX.length).split('/').filter((p) => p !== '');
+    if (wantsPage(req)) return page(req, res, parts);
     const service = deps.service();
     if (service === undefined) throw new HttpError(503, 'approvals_unavailable', 'approvals are not in use (no rule has `effect: approve`) or their store is not open yet');
     if (parts.length === 0) {
