@@ -3,14 +3,21 @@
  * each with its own connection pool and listening connection. Their re-read interval is a minute, longer than any
  * test waits, so whatever one hears of the other's changes came through LISTEN/NOTIFY: a held request on one is
  * released by the approval the other records, a revocation on one closes the Kafka connection relying on the grant
- * on the other, and only the replica that acted audits and notifies.
+ * on the other, and only the replica that acted audits and notifies. Last, the runtime of a running tollgate opening
+ * the store `approvals.store.postgres` names, with the webhook plugged into its events.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { ensurePostgres } from '../../scripts/provision.ts';
 import { startPostgres, type PostgresServer } from '../../scripts/lib/postgres.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { openPostgresStore, type PostgresConnection } from '../../src/approvals/postgres.ts';
+import { createApprovalsRuntime } from '../../src/approvals/runtime.ts';
 import { ApprovalService, type ApprovalEvent } from '../../src/approvals/service.ts';
 import { createKafkaApprovals } from '../../src/kafka/approval.ts';
 import { compilePolicy } from '../../src/policy/engine.ts';
@@ -155,5 +162,38 @@ test('an expiry swept by replica A wakes a hold on replica B, and B hears it as 
   } finally {
     await a.service.close();
     await b.service.close();
+  }
+});
+
+test('the runtime opens the PostgreSQL store the config names (password from a secret file) and POSTs its events to the webhook', async () => {
+  const database = await server.createDatabase();
+  const posted: string[] = [];
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => { posted.push(body); res.writeHead(204).end(); });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  const passwordFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-pg-')), 'password');
+  fs.writeFileSync(passwordFile, `${server.password}\n`);
+  const config = configSchema.parse({
+    approvals: {
+      store: { postgres: { host: server.host, port: server.port, user: server.user, database, password: { file: passwordFile } } },
+      webhook: { url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/approvals`, format: 'json' },
+    },
+    rules: [{ name: 'deletion-needs-approval', match: { kafka: { api: 'DeleteTopics' } }, effect: 'approve', approval: { approvers: { group: 'platform-admins' } } }],
+  });
+  const runtime = createApprovalsRuntime({ audit: { write: () => {} }, logger: pino({ level: 'silent' }), defaultBaseUrl: () => 'http://127.0.0.1:9901' });
+  try {
+    runtime.ensure(config);
+    await runtime.settled();
+    assert.deepEqual(runtime.health(), { ok: true, detail: 'store open' });
+    const request = await ask(runtime.current()!, 'orders');
+    assert.equal((await server.psql(`SELECT state FROM approval_requests WHERE id = '${request.id}'`, database)).trim(), 'pending', 'filed in PostgreSQL');
+    await eventually('the webhook POST', () => posted[0]);
+    assert.equal((JSON.parse(posted[0]!) as { event: string; approval: { id: string } }).approval.id, request.id);
+  } finally {
+    await runtime.close();
+    hook.close();
   }
 });
