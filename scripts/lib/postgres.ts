@@ -7,18 +7,19 @@
  * Authentication: user `tollgate` with a random password over TCP (scram-sha-256, what tollgate's store config
  * exercises), trust over the Unix socket (the harness's own psql). initdb and postgres refuse to run as root, so as
  * root (CI) both run as `nobody` through setpriv (util-linux; it execs, so the pid is the server's), and the run
- * folder is handed to that user.
+ * folder is handed to that user (made under the system's temporary folder instead when nobody cannot reach RUN_DIR).
  *
  * Cost: initdb ~2 s and a start ~1 s on the 2-core machine, ~40 MB resident; one server per test file, one database
  * per test (`createDatabase`).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { libraryEnv, readLayout, type ComponentLayout } from './debian.ts';
 import { POSTGRES_DIR, POSTGRES_MAJOR, RUN_DIR } from './paths.ts';
 import { freePort, LOOPBACK } from './ports.ts';
-import { runChecked, spawnManaged, type ManagedProcess } from './process.ts';
+import { runChecked, runCommand, spawnManaged, type ManagedProcess } from './process.ts';
 
 export const POSTGRES_USER = 'tollgate';
 /** nobody:nogroup on Debian: who runs the server when this process is root. */
@@ -71,7 +72,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     : [command, [...args]];
 
   await fs.promises.mkdir(RUN_DIR, { recursive: true });
-  const dir = await fs.promises.mkdtemp(path.join(RUN_DIR, 'postgres-'));
+  let base = RUN_DIR;
+  if (asRoot) {
+    // nobody must reach the programs and the run folder: a checkout under a private home folder (/root) hides both.
+    const reachable = async (p: string) => (await runCommand(...unprivileged('test', ['-x', p]))).code === 0;
+    if (!(await reachable(bin('postgres')))) {
+      throw new Error(`startPostgres: as root the server runs as nobody, who cannot reach ${bin('postgres')}; make the folders above the cache world-readable (chmod o+rx) or set TOLLGATE_CACHE_DIR to a folder such as /var/tmp/tollgate-cache`);
+    }
+    if (!(await reachable(RUN_DIR))) base = os.tmpdir();
+  }
+  const dir = await fs.promises.mkdtemp(path.join(base, 'postgres-'));
   const data = path.join(dir, 'data');
   const socketDir = path.join(dir, 'socket');
   await fs.promises.mkdir(socketDir);
