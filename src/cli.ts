@@ -1,6 +1,7 @@
 /**
  * @module cli
- * `tollgate serve | validate | token | apikey-digest`. Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config.
+ * `tollgate serve | validate | token | apikey-digest | audit verify | audit replay`. Exit codes: 0 success, 1 runtime
+ * failure (for `audit verify`: the chain is broken), 2 bad usage or bad config.
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,8 @@ import { readSecret, SecretError } from './config/secrets.ts';
 import { loadMaskContext } from './masking/context.ts';
 import { loadIdentities } from './identity/load.ts';
 import { apiKeyDigest, MAX_API_KEY_LENGTH } from './identity/api-keys.ts';
+import { readSinkSecrets, sinkNames } from './audit/pipeline.ts';
+import { auditCommand } from './audit/cli.ts';
 
 const USAGE = `usage:
   tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener; reloads
@@ -25,6 +28,13 @@ const USAGE = `usage:
                                         mint a token from the quickstart's dev OIDC issuer
   tollgate apikey-digest [--generate]   print the SHA-256 for identity.apiKeys[].sha256 of the key on stdin
                                         (one line); --generate makes a new random key and prints both
+  tollgate audit verify FILE [--key-env VAR | --key-file F]
+                                        check an audit file's hash chain: 0 and a count when intact, 1 and
+                                        the first bad line (edited, removed, reordered, inserted, torn)
+  tollgate audit replay (--session ID | --principal NAME) [--since T] [--until T]
+                        (--from FILE | --from-kafka HOST:PORT[,…]/TOPIC [--sasl-mechanism M --sasl-username U
+                        --sasl-password-env VAR] [--tls] [--tls-ca F]) [--json]
+                                        print a session's timeline (T: ISO time, or a duration ago: 30m)
 `;
 
 class UsageError extends Error {}
@@ -53,6 +63,8 @@ function checkConfigWithHash(file: string, secrets = true) {
     loadIdentities(config.identity).bearer.close();
     const sasl = config.kafka.upstream.sasl;
     if (sasl !== undefined) readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`);
+    const names = sinkNames(config.audit.sinks);
+    config.audit.sinks.forEach((sink, i) => readSinkSecrets(sink, names[i]!));
   }
   return loaded;
 }
@@ -163,6 +175,7 @@ export async function main(argv: string[], stdin: () => string = () => readFileS
       case 'validate': return validate(rest);
       case 'token': return await token(rest);
       case 'apikey-digest': return apikeyDigest(rest, stdin);
+      case 'audit': return await auditCommand(rest, { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) });
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
