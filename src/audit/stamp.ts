@@ -31,8 +31,10 @@ export function clientOf(connection: AuditRecord['connection']): string | undefi
   const address = connection['sourceAddress'] ?? connection['source.address'];
   if (address === undefined) return undefined;
   const port = connection['sourcePort'] ?? connection['source.port'];
-  const host = String(address).includes(':') ? `[${String(address)}]` : String(address);
-  return port === undefined ? String(address) : `${host}:${String(port)}`;
+  const text = String(address);
+  // Envoy's network attribute `source.address` is already `host:port` (`[::1]:5000` for IPv6).
+  if (port === undefined || text.endsWith(`:${String(port)}`)) return text;
+  return `${text.includes(':') ? `[${text}]` : text}:${String(port)}`;
 }
 
 export type Stamper = (record: AuditRecord) => AuditRecord;

@@ -69,6 +69,7 @@ test('a record is stamped once: a unique id, its session, the client and the dec
   assert.equal(b.id, 'p1-2');
   assert.equal(a.session, 'req-1', 'an adapter\'s session is kept');
   assert.equal(b.session, 'anonymous@[::1]:9', 'no session: the principal (none) at the client');
+  assert.equal(stamp({ ...record(2), connection: { 'source.address': '127.0.0.1:43132', 'source.port': 43132 } }).client, '127.0.0.1:43132', 'Envoy\'s network source.address has the port already');
   assert.equal(a.client, '10.0.0.7:4242');
   assert.equal(a.decision, 'allow');
   assert.equal(b.decision, 'deny');
