@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DURATION_PATTERN, parseDuration } from '../config/duration.ts';
 import { KafkaCluster } from '../kafka/client/cluster.ts';
 import type { ClientSaslMechanism, KafkaClientOptions } from '../kafka/client/connection.ts';
+import { canonicalJson } from './canonical.ts';
 import { verifyChain } from './chain.ts';
 import type { AuditRecord } from './record.ts';
 import { recordsFromFile, recordsFromKafka, renderTimeline, timeline, type ReplayQuery } from './replay.ts';
@@ -126,7 +127,8 @@ async function replay(args: readonly string[], io: CliOutput): Promise<number> {
       cluster.close();
     }
   }
-  io.out(values.json ? records.map((r) => `${JSON.stringify(r)}\n`).join('') : renderTimeline(records, query));
+  // Canonical JSON (sorted keys): a record reads the same whichever sink it came from.
+  io.out(values.json ? records.map((r) => `${canonicalJson(r)}\n`).join('') : renderTimeline(records, query));
   return 0;
 }
 
