@@ -178,6 +178,16 @@ export class SpooledSink {
     const { maxRecords, maxBytes, maxWaitMs } = this.#delivery;
     let batch: readonly SpoolEntry[] | undefined;
     let backoff = this.#minBackoffMs;
+    const failed = async (message: string) => {
+      if (this.#up) {
+        this.#logger.warn({ target: this.#delivery.target, err: message, pendingRecords: this.#spool.pendingRecords }, `audit sink ${this.name} is down; records wait in its spool`);
+        this.#up = false;
+        this.#since = Date.now();
+      }
+      this.#lastError = message;
+      await this.#sleep(backoff);
+      backoff = Math.min(this.#maxBackoffMs, backoff * 2);
+    };
     while (!this.#stopping) {
       if (batch === undefined) {
         if (this.#spool.pendingRecords === 0) {
@@ -187,7 +197,13 @@ export class SpooledSink {
         }
         if (maxWaitMs > 0 && this.#spool.pendingRecords < maxRecords) await this.#sleep(maxWaitMs);
         if (this.#stopping) break;
-        const taken = this.#spool.take(maxRecords, maxBytes);
+        let taken: SpoolEntry[];
+        try {
+          taken = this.#spool.take(maxRecords, maxBytes);
+        } catch (err) {
+          await failed(`cannot read the spool ${this.#spool.dir}: ${(err as Error).message}`);
+          continue;
+        }
         if (taken.length === 0) {
           await this.#sleep();
           continue;
@@ -195,34 +211,41 @@ export class SpooledSink {
         batch = taken;
         this.#headTime = timeOf(taken[0]!.line) ?? this.#headTime;
       }
+      let rejected: number;
       try {
-        const result = await this.#delivery.deliver(batch);
-        const rejected = result?.rejected ?? 0;
-        this.#spool.ack(batch.at(-1)!.seq);
-        this.#onRecords('delivered', batch.length - rejected);
-        if (rejected > 0) {
-          this.#onRecords('rejected', rejected);
-          this.#logger.error({ rejected }, `audit sink ${this.name} refused ${rejected} record(s) for good (too large for it?); they are skipped here and kept by the other sinks`);
-        }
-        batch = undefined;
-        backoff = this.#minBackoffMs;
-        if (!this.#up) {
-          this.#logger.warn({ target: this.#delivery.target, downForMs: Date.now() - this.#since, pendingRecords: this.#spool.pendingRecords }, `audit sink ${this.name} is back; delivering what waited`);
-          this.#up = true;
-          this.#since = Date.now();
-          this.#lastError = undefined;
-        }
+        rejected = (await this.#delivery.deliver(batch))?.rejected ?? 0;
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        if (this.#up) {
-          this.#logger.warn({ target: this.#delivery.target, err: message, pendingRecords: this.#spool.pendingRecords }, `audit sink ${this.name} is down; records wait in its spool`);
-          this.#up = false;
-          this.#since = Date.now();
-        }
-        this.#lastError = message;
-        await this.#sleep(backoff);
-        backoff = Math.min(this.#maxBackoffMs, backoff * 2);
+        await failed(err instanceof Error ? err.message : String(err));
+        continue;
       }
+      // Delivered: from here only the confirmation is retried, never the delivery (it would be a second copy).
+      for (let error = this.#confirm(batch.at(-1)!.seq); error !== undefined; error = this.#confirm(batch.at(-1)!.seq)) {
+        if (this.#stopping) return;
+        await failed(`delivered, but cannot confirm it in the spool ${this.#spool.dir}: ${error}`);
+      }
+      this.#onRecords('delivered', batch.length - rejected);
+      if (rejected > 0) {
+        this.#onRecords('rejected', rejected);
+        this.#logger.error({ rejected }, `audit sink ${this.name} refused ${rejected} record(s) for good (too large for it?); they are skipped here and kept by the other sinks`);
+      }
+      batch = undefined;
+      backoff = this.#minBackoffMs;
+      if (!this.#up) {
+        this.#logger.warn({ target: this.#delivery.target, downForMs: Date.now() - this.#since, pendingRecords: this.#spool.pendingRecords }, `audit sink ${this.name} is back; delivering what waited`);
+        this.#up = true;
+        this.#since = Date.now();
+        this.#lastError = undefined;
+      }
+    }
+  }
+
+  /** Confirms up to `seq` in the spool; the error's message when the disk refused. */
+  #confirm(seq: number): string | undefined {
+    try {
+      this.#spool.ack(seq);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
     }
   }
 }

@@ -125,8 +125,17 @@ export function openAuditPipeline(config: AuditConfig, options: AuditPipelineOpt
       const sinkLogger = logger.child({ channel: 'audit-sink' });
       const delivery = deliveryFor(sinkConfig, name, sinkLogger);
       let spool: Spool;
+      let writeErrorLogged = 0;
       try {
-        spool = new Spool({ dir: sinkConfig.spool.dir!, maxBytes: sinkConfig.spool.maxBytes, onFull: sinkConfig.spool.onFull });
+        spool = new Spool({
+          dir: sinkConfig.spool.dir!, maxBytes: sinkConfig.spool.maxBytes, onFull: sinkConfig.spool.onFull,
+          onWriteError: (err) => {
+            // Once a minute at most: the spool retries every second.
+            if (Date.now() - writeErrorLogged < 60_000) return;
+            writeErrorLogged = Date.now();
+            sinkLogger.error({ sink: name, dir: sinkConfig.spool.dir, err: err.message }, `audit sink ${name} cannot write its spool; records are held in memory (within spool.maxBytes) and written again every second`);
+          },
+        });
       } catch (err) {
         void delivery.close();
         throw err;

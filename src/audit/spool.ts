@@ -36,6 +36,8 @@ export interface SpoolOptions {
   readonly onFull: OnFull;
   /** Default: an eighth of maxBytes, at most 64 MiB. */
   readonly segmentBytes?: number;
+  /** Told when appends cannot be written (a full or failing disk); they are kept and written again every second. */
+  readonly onWriteError?: (error: Error) => void;
 }
 
 export interface SpoolEntry {
@@ -88,8 +90,11 @@ export class Spool {
   #blocked = false;
   #dropped = 0;
   #closed = false;
+  readonly #onWriteError: ((error: Error) => void) | undefined;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(options: SpoolOptions) {
+    this.#onWriteError = options.onWriteError;
     if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) throw new Error(`spool ${options.dir}: maxBytes must be a positive integer, got ${options.maxBytes}`);
     this.dir = options.dir;
     this.maxBytes = options.maxBytes;
@@ -158,7 +163,8 @@ export class Spool {
    * `onDrop` hears of records drop-oldest removed to make room.
    */
   append(line: string, onDrop?: (count: number) => void): AppendResult {
-    if (this.#closed) throw new Error(`spool ${this.dir} is closed`);
+    // After a drain closed the sinks, a last record of a stream cut short has nowhere to go but the log.
+    if (this.#closed) return 'refused';
     const size = Buffer.byteLength(line) + 1;
     if (size > this.maxBytes) {
       if (this.onFull === 'block') this.#blocked = true;
@@ -170,13 +176,25 @@ export class Spool {
         this.#blocked = true;
         return 'refused';
       }
-      const dropped = this.#dropOldest(size);
+      let dropped: number;
+      try {
+        dropped = this.#dropOldest(size);
+      } catch (err) {
+        return this.#diskRefused(err as Error);
+      }
       if (dropped > 0) onDrop?.(dropped);
     }
     let tail = this.#segments.at(-1);
     if (tail === undefined || tail.bytes + this.#pendingBytes >= this.segmentBytes) {
       this.flush();
-      tail = this.#rotate();
+      // Appends not written yet belong to the segment they were counted in: it rotates once they are on disk.
+      if (tail === undefined || this.#pending.length === 0) {
+        try {
+          tail = this.#rotate();
+        } catch (err) {
+          return this.#diskRefused(err as Error);
+        }
+      }
     }
     this.#pending.push(line);
     this.#pendingBytes += size;
@@ -190,14 +208,35 @@ export class Spool {
     return 'accepted';
   }
 
-  /** Writes buffered appends to the segment file now. */
+  /** The disk refused a segment file: the record cannot be kept (and under `block`, traffic stops). */
+  #diskRefused(error: Error): AppendResult {
+    this.#onWriteError?.(error);
+    if (this.onFull === 'block') this.#blocked = true;
+    return 'refused';
+  }
+
+  /**
+   * Writes buffered appends to the segment file now. Never throws: when the disk refuses, the appends stay
+   * buffered (still counted against maxBytes), `onWriteError` is told, and a write is tried again in a second.
+   */
   flush(): void {
     this.#flushScheduled = false;
     if (this.#pending.length === 0 || this.#closed) return;
     const tail = this.#segments.at(-1)!;
     const data = Buffer.from(this.#pending.join('\n') + '\n');
-    this.#tailFd ??= fs.openSync(tail.file, 'a');
-    fs.writeSync(this.#tailFd, data);
+    try {
+      this.#tailFd ??= fs.openSync(tail.file, 'a');
+      for (let written = 0; written < data.length;) written += fs.writeSync(this.#tailFd, data, written, data.length - written);
+    } catch (err) {
+      // Half a write must not stay in front of the next one.
+      try { if (this.#tailFd !== undefined) fs.ftruncateSync(this.#tailFd, tail.bytes); } catch { /* the next write reports */ }
+      this.#onWriteError?.(err as Error);
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined;
+        this.flush();
+      }, 1000).unref();
+      return;
+    }
     tail.bytes += data.length;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -261,16 +300,17 @@ export class Spool {
   close(): void {
     if (this.#closed) return;
     this.flush();
+    clearTimeout(this.#retry);
     this.#closed = true;
     if (this.#tailFd !== undefined) fs.closeSync(this.#tailFd);
     this.#tailFd = undefined;
   }
 
   #rotate(): Segment {
-    if (this.#tailFd !== undefined) fs.closeSync(this.#tailFd);
-    this.#tailFd = undefined;
     const segment: Segment = { firstSeq: this.#nextSeq, file: path.join(this.dir, `${String(this.#nextSeq).padStart(16, '0')}.seg`), count: 0, bytes: 0 };
     fs.writeFileSync(segment.file, '');
+    if (this.#tailFd !== undefined) fs.closeSync(this.#tailFd);
+    this.#tailFd = undefined;
     this.#segments.push(segment);
     this.#removeConfirmed();
     return segment;
@@ -285,6 +325,9 @@ export class Spool {
         this.flush();
         if (this.#tailFd !== undefined) fs.closeSync(this.#tailFd);
         this.#tailFd = undefined;
+        // Appends the disk did not take go with their segment (its count includes them).
+        this.#pending = [];
+        this.#pendingBytes = 0;
       }
       const segment = this.#segments.shift()!;
       const last = segment.firstSeq + segment.count - 1;

@@ -230,3 +230,29 @@ test('property: under random appends, batches, confirmations, restarts and both 
     }
   }
 });
+
+test('a disk that refuses: an append that needs a new segment file is refused (blocking traffic under block), buffered lines are written once the disk takes them again, nothing throws', async () => {
+  const dir = freshDir();
+  const errors: string[] = [];
+  const spool = new Spool({ dir, maxBytes: 1_000_000, onFull: 'block', onWriteError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? err.message) });
+  // A directory where the first segment file must go: the file cannot be created.
+  const first = path.join(dir, '0000000000000001.seg');
+  fs.mkdirSync(first);
+  assert.equal(spool.append(line(1)), 'refused');
+  assert.equal(spool.blocked, true, 'a record lost under block stops traffic');
+  assert.deepEqual(errors, ['EISDIR']);
+  fs.rmdirSync(first);
+  assert.equal(spool.append(line(2)), 'accepted');
+  // Now the segment exists but cannot be written: appends stay buffered and are retried.
+  fs.rmSync(first);
+  fs.mkdirSync(first);
+  await nextTurn();
+  assert.equal(errors.length, 2, 'the write failed and was reported');
+  assert.equal(spool.pendingRecords, 1, 'the record is still held');
+  fs.rmdirSync(first);
+  fs.writeFileSync(first, '');
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  assert.equal(fs.readFileSync(first, 'utf8'), `${line(2)}\n`, 'written again a second later');
+  assert.deepEqual(spool.take(10, 1_000_000).map((e) => e.seq), [1]);
+  spool.close();
+});
