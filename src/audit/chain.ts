@@ -12,6 +12,8 @@
  * same records, are the witness for the second.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJson } from './canonical.ts';
 import { readLines } from './lines.ts';
 import type { AuditRecord } from './record.ts';
@@ -74,39 +76,62 @@ const RECENT_LINES = 4096;
 
 interface Seen { readonly line: number; readonly seq: number }
 
+/** How long a last line without its newline is given to be finished (the file may be written to right now). */
+const SETTLE_MS = 500;
+
+/** Whether `file` grows past `size` within `ms`. */
+async function grows(file: string, size: number, ms: number): Promise<boolean> {
+  for (const deadline = Date.now() + ms; ;) {
+    if ((await stat(file)).size > size) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(50);
+  }
+}
+
 /**
  * Reads `file` line by line and checks every link. `records` counts the lines that verified (before the first bad
- * one). With `key`, hashes are HMAC-SHA-256 under it (what a sink with `hmacKey` writes).
+ * one). With `key`, hashes are HMAC-SHA-256 under it (what a sink with `hmacKey` writes). The file may be live: a
+ * last line without its newline is waited for (`settleMs`) before it is called torn.
  */
-export async function verifyChain(file: string, key?: Buffer): Promise<VerifyResult> {
+export async function verifyChain(file: string, key?: Buffer, settleMs = SETTLE_MS): Promise<VerifyResult> {
   let previous: ChainHead & { line: number } = { ...EMPTY_CHAIN, line: 0 };
   const recent = new Map<string, Seen>([[GENESIS_HASH, { line: 0, seq: 0 }]]);
   let records = 0;
   const fail = (line: number, problem: ChainProblem, message: string): VerifyResult => ({ ok: false, line, problem, message, records });
-  for await (const { number, text, terminated, end } of readLines(file)) {
-    if (!terminated) {
-      return fail(number, 'torn', 'the last line is incomplete (no newline): tollgate stopped in the middle of writing it, e.g. a crash; the next start of the file sink sets it aside and records that it did');
+  let start = 0;
+  let firstNumber = 1;
+  reading: for (;;) {
+    for await (const { number, text, terminated, offset, end } of readLines(file, start, firstNumber)) {
+      if (!terminated) {
+        if (await grows(file, end, settleMs)) {
+          // Being written: read on from this line once more of it is there.
+          start = offset;
+          firstNumber = number;
+          continue reading;
+        }
+        return fail(number, 'torn', 'the last line is incomplete (no newline): tollgate stopped in the middle of writing it, e.g. a crash; the next start of the file sink sets it aside and records that it did');
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        return fail(number, 'unreadable', text === '' ? 'an empty line, not a record' : 'not JSON');
+      }
+      const record = asChained(parsed);
+      if (record === undefined) return fail(number, 'unreadable', 'not a chained audit record (expected `seq`, `prevHash` and `hash`)');
+      if (!hashMatches(record, key)) {
+        return fail(number, 'edited', `its content does not match its hash (seq ${record.seq})${key === undefined ? '' : ', or it was not written with this key'}`);
+      }
+      if (record.prevHash !== previous.hash || record.seq !== previous.seq + 1) {
+        return classify(file, number, end, record, previous, recent, fail);
+      }
+      previous = { seq: record.seq, hash: record.hash, line: number };
+      records++;
+      recent.set(record.hash, { line: number, seq: record.seq });
+      if (recent.size > RECENT_LINES) recent.delete(recent.keys().next().value!);
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return fail(number, 'unreadable', text === '' ? 'an empty line, not a record' : 'not JSON');
-    }
-    const record = asChained(parsed);
-    if (record === undefined) return fail(number, 'unreadable', 'not a chained audit record (expected `seq`, `prevHash` and `hash`)');
-    if (!hashMatches(record, key)) {
-      return fail(number, 'edited', `its content does not match its hash (seq ${record.seq})${key === undefined ? '' : ', or it was not written with this key'}`);
-    }
-    if (record.prevHash !== previous.hash || record.seq !== previous.seq + 1) {
-      return classify(file, number, end, record, previous, recent, fail);
-    }
-    previous = { seq: record.seq, hash: record.hash, line: number };
-    records++;
-    recent.set(record.hash, { line: number, seq: record.seq });
-    if (recent.size > RECENT_LINES) recent.delete(recent.keys().next().value!);
+    return { ok: true, records, head: { seq: previous.seq, hash: previous.hash } };
   }
-  return { ok: true, records, head: { seq: previous.seq, hash: previous.hash } };
 }
 
 /** Why line `number` does not follow `previous` (the last line that verified). */

@@ -182,6 +182,15 @@ test('a torn last line (a crash mid-write) is named as torn, after the records b
   assert.deepEqual([result.line, result.problem, result.records], [4, 'torn', 3]);
 });
 
+test('a live file: a last line still being written is waited for, not called torn', async () => {
+  const { file, lines } = chainFile(3);
+  const last = lines.pop()!;
+  fs.writeFileSync(file, lines.join('') + last.slice(0, 30));
+  setTimeout(() => fs.appendFileSync(file, last.slice(30)), 100);
+  const result = await verifyChain(file);
+  assert.deepEqual(result.ok && result.records, 3);
+});
+
 test('a line that is not a chained record is unreadable', async () => {
   const { file, lines } = chainFile(3);
   lines[1] = '{"time":"2026-01-01T00:00:00Z","event":"x"}\n';
