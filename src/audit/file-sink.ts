@@ -10,6 +10,10 @@
  * it (`tollgate audit verify` says where; move the file aside to start a new chain).
  *
  * One writer per file: `<path>.lock` holds the writer's pid; a lock whose process is gone is taken over.
+ *
+ * Exactly once across a crash: records written to the file but not yet confirmed to the spool come from the spool
+ * again after a restart; those the file already ends with (same process prefix, counter up to the last line's) are
+ * skipped, not written twice.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,6 +24,7 @@ import type { Delivery } from './delivery.ts';
 import { readLastLine } from './lines.ts';
 import type { AuditRecord } from './record.ts';
 import type { SpoolEntry } from './spool.ts';
+import { parseId } from './stamp.ts';
 
 export interface FileDeliveryOptions {
   readonly path: string;
@@ -79,6 +84,8 @@ export class FileDelivery implements Delivery {
   #fd: number | undefined;
   #head: ChainHead;
   #size: number;
+  /** The id of the last record found in the file at start: records up to it that come again are skipped. */
+  #resumeAfter: { prefix: string; counter: number } | undefined;
 
   /** Opens (creating) the file, takes its lock and reads where its chain stands. */
   constructor(options: FileDeliveryOptions) {
@@ -104,6 +111,7 @@ export class FileDelivery implements Delivery {
           throw new AuditFileError(`audit file ${options.path}: its last record (seq ${record.seq}) does not match its hash${this.#key === undefined ? '' : ' under the configured hmacKey'}: the file was changed; \`tollgate audit verify ${options.path}\` says where (move it aside to start a new chain)`);
         }
         this.#head = { seq: record.seq, hash: record.hash };
+        this.#resumeAfter = parseId(record.id);
       }
       this.#size = last.end;
       if (last.torn.length > 0) this.#setTornTailAside(options.path, last.torn, last.end, options.logger);
@@ -125,6 +133,7 @@ export class FileDelivery implements Delivery {
     let head = this.#head;
     let rejected = 0;
     const lines: string[] = [];
+    let resume = this.#resumeAfter;
     for (const entry of batch) {
       let record: AuditRecord;
       try {
@@ -132,6 +141,11 @@ export class FileDelivery implements Delivery {
       } catch {
         rejected++;
         continue;
+      }
+      if (resume !== undefined) {
+        const id = parseId(record.id);
+        if (id !== undefined && id.prefix === resume.prefix && id.counter <= resume.counter) continue;
+        resume = undefined;
       }
       const next = chainRecord(record, head, this.#key);
       lines.push(next.line);
@@ -148,6 +162,7 @@ export class FileDelivery implements Delivery {
     }
     this.#size += data.length;
     this.#head = head;
+    this.#resumeAfter = resume;
     return { rejected };
   }
 

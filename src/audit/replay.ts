@@ -9,6 +9,7 @@ import type { KafkaCluster } from '../kafka/client/cluster.ts';
 import { readTopic } from '../kafka/client/topic-reader.ts';
 import { readLines } from './lines.ts';
 import type { AuditRecord } from './record.ts';
+import { parseId } from './stamp.ts';
 
 export interface ReplayQuery {
   readonly session?: string;
@@ -75,16 +76,9 @@ export function matches(record: AuditRecord, query: ReplayQuery): boolean {
 
 /** `<prefix>-<n>` ids of one process order by n. */
 function idOrder(a: string | undefined, b: string | undefined): number {
-  const [pa, na] = splitId(a);
-  const [pb, nb] = splitId(b);
-  return pa === pb ? na - nb : pa < pb ? -1 : pa > pb ? 1 : 0;
-}
-
-function splitId(id: string | undefined): [string, number] {
-  if (id === undefined) return ['', 0];
-  const at = id.lastIndexOf('-');
-  const n = Number(id.slice(at + 1));
-  return Number.isInteger(n) ? [id.slice(0, at), n] : [id, 0];
+  const pa = parseId(a) ?? { prefix: a ?? '', counter: 0 };
+  const pb = parseId(b) ?? { prefix: b ?? '', counter: 0 };
+  return pa.prefix === pb.prefix ? pa.counter - pb.counter : pa.prefix < pb.prefix ? -1 : pa.prefix > pb.prefix ? 1 : 0;
 }
 
 /** The matching records, each once (by id), in time order. */

@@ -39,6 +39,14 @@ export function clientOf(connection: AuditRecord['connection']): string | undefi
 
 export type Stamper = (record: AuditRecord) => AuditRecord;
 
+/** An id's process prefix and counter (`<prefix>-<n>`); undefined for ids not made by a stamper. */
+export function parseId(id: string | undefined): { prefix: string; counter: number } | undefined {
+  if (id === undefined) return undefined;
+  const at = id.lastIndexOf('-');
+  const counter = Number(id.slice(at + 1));
+  return at > 0 && Number.isSafeInteger(counter) && counter > 0 ? { prefix: id.slice(0, at), counter } : undefined;
+}
+
 /**
  * Ids are `<process prefix>-<counter>`: the prefix (start time in base 36 and 32 random bits) makes them unique
  * across processes and restarts, the counter orders a process's records.

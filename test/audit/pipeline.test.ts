@@ -116,6 +116,25 @@ test('file sink: the chain continues across restarts, and the file verifies', as
   assert.equal(fs.existsSync(`${file}.lock`), false, 'the lock is gone after close');
 });
 
+test('file sink: records written but not confirmed before a crash come from the spool again and are not written twice', async () => {
+  const dir = freshDir();
+  const config = auditConfig(dir, [{ type: 'file', path: 'audit.jsonl' }]);
+  const file = path.join(dir, 'audit.jsonl');
+  let pipeline = openAuditPipeline(config, { logger: pino({ level: 'silent' }) });
+  for (let i = 0; i < 8; i++) pipeline.write(record(i));
+  await until('eight records', () => delivered(pipeline, 'file') === 8);
+  await pipeline.close();
+  // The crash window: the file has the lines, the spool's confirmation did not reach the disk.
+  fs.writeFileSync(path.join(dir, 'audit.jsonl.spool', 'acked'), '3\n');
+  pipeline = openAuditPipeline(config, { logger: pino({ level: 'silent' }) });
+  pipeline.write(record(8));
+  await until('the redelivery and the new record', () => pipeline.reports()[0]!.status!.pendingRecords === 0);
+  await pipeline.close();
+  const result = await verifyChain(file);
+  assert.equal(result.ok && result.records, 9);
+  assert.deepEqual((await fileRecords(file)).map((r) => r.details?.['n']), [0, 1, 2, 3, 4, 5, 6, 7, 8], 'each once');
+});
+
 test('file sink: a torn last line is set aside and reported in the chain, not chained over', async () => {
   const dir = freshDir();
   const config = auditConfig(dir, [{ type: 'file', path: 'audit.jsonl' }]);
