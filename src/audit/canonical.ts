@@ -13,6 +13,33 @@ export function canonicalJson(value: unknown): string {
   return out;
 }
 
+/** `"key":` per key seen, and the sorted keys per object shape: records repeat a few shapes and many keys. */
+const quotedKeys = new Map<string, string>();
+const sortedShapes = new Map<string, readonly string[]>();
+const CACHE_LIMIT = 10_000;
+
+function quoted(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = `${JSON.stringify(key)}:`;
+    if (quotedKeys.size < CACHE_LIMIT) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
+function sortedKeys(object: object): readonly string[] {
+  const keys = Object.keys(object);
+  // Unambiguous whatever the keys hold (a join on a separator is not).
+  const shape = JSON.stringify(keys);
+  let sorted = sortedShapes.get(shape);
+  if (sorted === undefined) {
+    sorted = keys.sort();
+    if (sortedShapes.size < CACHE_LIMIT) sortedShapes.set(shape, sorted);
+  }
+  return sorted;
+}
+
+// Written for speed (it runs for every record of a file sink): loops and string concatenation, and the caches above.
 function serialize(value: unknown): string | undefined {
   if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     value = (value as { toJSON: () => unknown }).toJSON();
@@ -26,13 +53,19 @@ function serialize(value: unknown): string | undefined {
   }
   if (value === null) return 'null';
   if (Array.isArray(value)) {
-    return `[${value.map((item) => serialize(item) ?? 'null').join(',')}]`;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += serialize(value[i]) ?? 'null';
+    }
+    return `${out}]`;
   }
   const object = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const key of Object.keys(object).sort()) {
+  let out = '{';
+  for (const key of sortedKeys(object)) {
     const member = serialize(object[key]);
-    if (member !== undefined) parts.push(`${JSON.stringify(key)}:${member}`);
+    if (member === undefined) continue;
+    out += `${out.length === 1 ? '' : ','}${quoted(key)}${member}`;
   }
-  return `{${parts.join(',')}}`;
+  return `${out}}`;
 }

@@ -2,8 +2,9 @@
  * @module audit/chain
  * The hash chain of an audit file. Each line is one record with three more fields: `seq` (1, 2, 3, … in file
  * order), `prevHash` (the previous line's `hash`; 64 zeros for the first) and `hash`, the SHA-256 (HMAC-SHA-256
- * with a key) of the canonical serialization (audit/canonical.ts) of the line without `hash`. The line itself is
- * written in that canonical form, hash included.
+ * with a key) of the canonical serialization (audit/canonical.ts) of the line without `hash`. The line is written
+ * as that serialization with `hash` added as its last member (a verifier parses it, so member order is free; one
+ * serialization per record keeps the file sink cheap).
  *
  * What the chain proves: a line changed after it was written no longer matches its hash; a line removed, moved or
  * slipped in breaks the `prevHash`/`seq` links around it. `verifyChain` names the first line that is wrong and
@@ -42,9 +43,11 @@ export function chainHash(content: object, key?: Buffer): string {
 
 /** The line (with its newline) that puts `record` after `head` in a chain, and the new head. */
 export function chainRecord(record: AuditRecord, head: ChainHead, key?: Buffer): { line: string; head: ChainHead } {
-  const content = { ...record, seq: head.seq + 1, prevHash: head.hash };
-  const hash = chainHash(content, key);
-  return { line: `${canonicalJson({ ...content, hash })}\n`, head: { seq: content.seq, hash } };
+  const { hash: _ignored, ...rest } = record as AuditRecord & { hash?: unknown };
+  const content = { ...rest, seq: head.seq + 1, prevHash: head.hash };
+  const text = canonicalJson(content);
+  const hash = (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(text).digest('hex');
+  return { line: `${text.slice(0, -1)},"hash":"${hash}"}\n`, head: { seq: content.seq, hash } };
 }
 
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
