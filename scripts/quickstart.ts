@@ -21,6 +21,15 @@ export const ANALYST_CLIENT_PROPERTIES = path.join(REPO_ROOT, '.tollgate', 'kafk
 /** With --kube: the CA of Envoy's Kubernetes gateway certificate, and one kubeconfig per client. */
 export const KUBE_CA_FILE = path.join(REPO_ROOT, '.tollgate', 'kube-ca.crt');
 export const kubeconfigFile = (clientId: string) => path.join(REPO_ROOT, '.tollgate', `kubeconfig-${clientId}`);
+/**
+ * Where the quickstart's audit file sinks write: a relative `path` is taken from the repository (where `npm start`
+ * runs), not from the run folder the config is copied to, which each start wipes: the chain goes on across runs.
+ */
+export function quickstartAuditPaths(doc: Record<string, any>): void {
+  for (const sink of doc['audit']?.sinks ?? []) {
+    if (sink?.type === 'file' && typeof sink.path === 'string' && !path.isAbsolute(sink.path)) sink.path = path.join(REPO_ROOT, sink.path);
+  }
+}
 /** Kubeconfig tokens last a working day; run the quickstart again for fresh ones. */
 const KUBECONFIG_TOKEN_TTL_SECONDS = 12 * 3600;
 
@@ -46,6 +55,7 @@ async function main(): Promise<void> {
     },
     kubernetes: withKube,
     progress: log,
+    editConfig: quickstartAuditPaths,
   });
 
   const kube = stack.kubernetes;
@@ -61,6 +71,7 @@ async function main(): Promise<void> {
     }
   }
 
+  const auditFile = stack.config.audit.sinks.find((sink) => sink.type === 'file')?.path;
   const state = {
     issuer: stack.issuer.issuer,
     tokenEndpoint: stack.issuer.tokenEndpoint,
@@ -68,6 +79,7 @@ async function main(): Promise<void> {
     kafka: stack.kafkaBootstrap,
     kafkaClientProperties: ANALYST_CLIENT_PROPERTIES,
     tollgate: { grpc: `127.0.0.1:${stack.ports.grpc}`, admin: stack.adminUrl, config: stack.tollgateConfigFile, log: path.join(stack.workDir, 'tollgate.log') },
+    ...(auditFile !== undefined && { audit: auditFile }),
     envoy: { admin: `http://127.0.0.1:${stack.ports.envoyAdmin}`, log: stack.envoy.logFile },
     kafkaBroker: { internal: stack.kafka.brokers[0]!.address, log: stack.kafka.brokers[0]!.logFile },
     demoUpstream: `http://127.0.0.1:${stack.upstream.port}`,
@@ -138,6 +150,10 @@ ${kube === undefined ? '' : `
   ${relative(KUBECTL_BINARY)} get secrets -A                              # Forbidden: cluster-wide secret listing
   ${relative(KUBECTL_BINARY)} delete namespace demo                       # Forbidden: namespaces are never deleted
   ${relative(KUBECTL_BINARY)} get secrets -w                              # a watch, masked event by event
+`}${auditFile === undefined ? '' : `
+  # Audit: every decision above is a record in tollgate's log and in ${relative(auditFile)}, hash-chained.
+  npm run -s tollgate -- audit verify ${relative(auditFile)}
+  npm run -s tollgate -- audit replay --principal alice --since 15m --from ${relative(auditFile)}
 `}
 Ctrl-C stops everything.
 `);

@@ -1,7 +1,8 @@
 /**
  * @module cli
- * `tollgate serve | validate | token | apikey-digest | approvals …`. Exit codes: 0 success, 1 runtime failure (or a
- * refused approval action), 2 bad usage or bad config.
+ * `tollgate serve | validate | token | apikey-digest | approvals … | audit verify | audit replay`. Exit codes: 0
+ * success, 1 runtime failure (a refused approval action; for `audit verify`: the chain is broken), 2 bad usage or bad
+ * config.
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,8 @@ import { loadMaskContext } from './masking/context.ts';
 import { loadIdentities } from './identity/load.ts';
 import { apiKeyDigest, MAX_API_KEY_LENGTH } from './identity/api-keys.ts';
 import { APPROVALS_USAGE, ApprovalsUsageError, approvalsCommand } from './approvals/cli.ts';
+import { readSinkSecrets, sinkNames } from './audit/pipeline.ts';
+import { auditCommand } from './audit/cli.ts';
 
 const USAGE = `usage:
   tollgate serve --config FILE          run the gRPC services for Envoy and the admin listener; reloads
@@ -27,6 +30,13 @@ const USAGE = `usage:
                                         mint a token from the quickstart's dev OIDC issuer
   tollgate apikey-digest [--generate]   print the SHA-256 for identity.apiKeys[].sha256 of the key on stdin
                                         (one line); --generate makes a new random key and prints both
+  tollgate audit verify FILE [--key-env VAR | --key-file F]
+                                        check an audit file's hash chain: 0 and a count when intact, 1 and
+                                        the first bad line (edited, removed, reordered, inserted, torn)
+  tollgate audit replay (--session ID | --principal NAME) [--since T] [--until T]
+                        (--from FILE | --from-kafka HOST:PORT[,…]/TOPIC [--sasl-mechanism M --sasl-username U
+                        --sasl-password-env VAR] [--tls] [--tls-ca F]) [--json]
+                                        print a session's timeline (T: ISO time, or a duration ago: 30m)
 ${APPROVALS_USAGE}`;
 
 class UsageError extends Error {}
@@ -55,6 +65,8 @@ function checkConfigWithHash(file: string, secrets = true) {
     loadIdentities(config.identity).bearer.close();
     const sasl = config.kafka.upstream.sasl;
     if (sasl !== undefined) readSecret(sasl.password, `kafka.upstream.sasl password of ${sasl.username}`);
+    const names = sinkNames(config.audit.sinks);
+    config.audit.sinks.forEach((sink, i) => readSinkSecrets(sink, names[i]!));
   }
   return loaded;
 }
@@ -168,6 +180,7 @@ export async function main(argv: string[], stdin: () => string = () => readFileS
       case 'approvals': return await approvalsCommand(rest, {
         env: process.env, cwd: process.cwd(), out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t),
       });
+      case 'audit': return await auditCommand(rest, { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) });
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;

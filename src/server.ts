@@ -8,7 +8,9 @@
  * Kafka connection settings) is built into one `Live` value, and the handlers read it through getters, so a reload
  * is one assignment: requests and streams that start afterwards see the new config, those already running keep
  * what they started with (an ext_proc stream its mask plans, a Kafka connection its settings; a Kafka connection's
- * next request is decided by the new policy). Listener addresses and gRPC limits need a restart.
+ * next request is decided by the new policy). Listener addresses and gRPC limits need a restart, and so does a
+ * changed `audit` section: the sinks live as long as the process (audit/pipeline.ts says why), and a reload that
+ * changes them keeps the running ones and says a restart is needed.
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -20,7 +22,7 @@ import type { MaskContext } from './masking/strategies.ts';
 import type { KafkaConnectionSettings } from './kafka/service.ts';
 import { createMetrics, type Metrics } from './admin/metrics.ts';
 import { startAdminServer, type AdminServer, type ReadinessCheck } from './admin/http.ts';
-import { createLogAuditSink } from './audit/log-sink.ts';
+import { openAuditPipeline, type AuditPipeline } from './audit/pipeline.ts';
 import type { AuditSink } from './audit/record.ts';
 import { compilePolicy } from './policy/engine.ts';
 import { loadUpstreamCredentials } from './http/credentials.ts';
@@ -64,6 +66,7 @@ export interface RunningServer {
 
 export interface ServerOptions {
   readonly logger?: Logger;
+  /** Replaces the sinks of `config.audit` (tests collect records this way). */
   readonly audit?: AuditSink;
   /** Hash of the config file, shown in `tollgate_config_info{hash}`. */
   readonly configHash?: string;
@@ -89,6 +92,7 @@ const RESTART_KEYS: ReadonlyArray<readonly [string, (c: Config) => unknown]> = [
   ['approvals.url', (c) => c.approvals.url],
   ['approvals.pollInterval', (c) => c.approvals.pollInterval],
   ['approvals.webhook', (c) => JSON.stringify(c.approvals.webhook)],
+  ['audit', (c) => JSON.stringify(c.audit)],
 ];
 
 /**
@@ -120,7 +124,10 @@ function clearStaleSocket(address: string): void {
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } }, bufferedStdout());
   const metrics = createMetrics();
-  const audit = options.audit ?? createLogAuditSink(logger);
+  // Opens the audit file (its lock, its chain) and the spools first: a start that cannot audit does not serve.
+  const pipeline: AuditPipeline | undefined = options.audit === undefined ? openAuditPipeline(config.audit, { logger }) : undefined;
+  const audit = options.audit ?? pipeline!;
+  if (pipeline !== undefined) metrics.observeAudit(() => pipeline.reports());
   let adminBaseUrl = `http://${config.server.admin.address}`;
   const approvals = createApprovalsRuntime({ audit, logger, defaultBaseUrl: () => adminBaseUrl });
 
@@ -243,9 +250,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   const address = config.server.grpc.address;
   clearStaleSocket(address);
-  const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port)));
-  });
+  let boundPort: number;
+  try {
+    boundPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port)));
+    });
+  } catch (err) {
+    await pipeline?.close(Date.now());
+    throw err;
+  }
   const grpcAddress = address.startsWith('unix:') ? address : `${splitHostPort(address).host}:${boundPort}`;
 
   // Resolves once every issuer was tried; one that failed keeps retrying in the background and shows in /readyz.
@@ -262,6 +275,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     })),
     ...(approvals.health() === undefined ? [] : [{ name: 'approvals', check: () => approvals.health() ?? { ok: true } }]),
+    // A sink that is down is not a reason to stop traffic (its spool holds the records); a spool full under
+    // onFull: block is, and traffic is refused then anyway.
+    ...(pipeline?.reports() ?? []).filter((r) => r.status !== undefined).map((r): ReadinessCheck => ({
+      name: `audit ${r.name}`,
+      check: () => {
+        const status = pipeline!.reports().find((x) => x.name === r.name)!.status!;
+        const waiting = `${status.pendingRecords} records waiting (${status.spoolBytes} of ${status.spoolMaxBytes} spool bytes)`;
+        if (status.blocked) return { ok: false, detail: `spool full, traffic refused: ${waiting}; ${status.lastError ?? ''}`.trim() };
+        return { ok: true, detail: status.up ? `up, ${waiting}` : `down since ${new Date(status.since).toISOString()}: ${status.lastError ?? 'unknown error'}; ${waiting}` };
+      },
+    })),
   ];
   const adminAt = splitHostPort(config.server.admin.address);
   let admin: AdminServer;
@@ -272,6 +296,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     });
   } catch (err) {
     server.forceShutdown();
+    await pipeline?.close(Date.now());
     throw new Error(`cannot listen on admin address ${config.server.admin.address}: ${(err as Error).message}`);
   }
   adminBaseUrl = `http://${admin.address.family === 'IPv6' ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`;
@@ -318,6 +343,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       live.identities.bearer.close();
       await approvals.close();
       await admin.close();
+      // Sinks get a moment to deliver what the last streams wrote; what they do not stays in their spools.
+      await pipeline?.close(Date.now() + Math.min(5_000, deadlineMs));
       logger.info({ forced }, 'drained');
       // Hands what is buffered to a write; the process's exit waits for it (see bufferedStdout).
       logger.flush();

@@ -24,7 +24,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { SASLOptions } from 'kafkajs';
 import { KAFKA_LIBS_DIR, KAFKA_TOOLS_LOG4J2, KAFKA_VERSION, RUN_DIR } from './paths.ts';
 import { freePorts, LOOPBACK } from './ports.ts';
-import { runCommand, spawnManaged } from './process.ts';
+import { runCommand, spawnManaged, type ManagedProcess } from './process.ts';
 import type { CommandResult } from './process.ts';
 
 export type ServerProperties = Readonly<Record<string, string | number | boolean>>;
@@ -75,6 +75,10 @@ export interface KafkaBroker {
   readonly logFile: string;
   /** Stop the broker (SIGTERM, then SIGKILL after 15 s) and delete its data, but not its config and log. Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL the broker process (a crash): its data, config and ports stay for `restart`. */
+  kill(): Promise<void>;
+  /** Start the broker again on the same ports, config and data (stopping it first if it runs); `pid` changes. */
+  restart(): Promise<void>;
   /** Create topics and wait for their leaders; topics that already exist are left as they are. */
   createTopics(names: readonly string[], partitions?: number): Promise<void>;
 }
@@ -270,26 +274,31 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
     throw new Error(`kafka: formatting storage in ${dataDir} failed (StorageTool exited with code ${format.code}):\n${format.stderr}${format.stdout}`);
   }
 
-  const broker = await spawnManaged({
-    name: 'kafka',
-    command: 'java',
-    args: [
-      '-Xmx512m',
-      '-XX:+UseG1GC',
-      '-Djava.awt.headless=true',
-      `-Dlog4j2.configurationFile=${log4j2File}`,
-      '-cp', classpath(),
-      'kafka.Kafka', propertiesFile,
-    ],
-    logFile,
-    cwd: workDir,
-  });
-  try {
-    await broker.waitForLog(READY_LINE, options.startTimeoutMs ?? 90_000);
-  } catch (err) {
-    await broker.stop(0);
-    throw err;
-  }
+  // The broker process; `kill` and `restart` replace it on the same ports, config and data.
+  const spawnBroker = async (): Promise<ManagedProcess> => {
+    const started = await spawnManaged({
+      name: 'kafka',
+      command: 'java',
+      args: [
+        '-Xmx512m',
+        '-XX:+UseG1GC',
+        '-Djava.awt.headless=true',
+        `-Dlog4j2.configurationFile=${log4j2File}`,
+        '-cp', classpath(),
+        'kafka.Kafka', propertiesFile,
+      ],
+      logFile,
+      cwd: workDir,
+    });
+    try {
+      await started.waitForLog(READY_LINE, options.startTimeoutMs ?? 90_000);
+    } catch (err) {
+      await started.stop(0);
+      throw err;
+    }
+    return started;
+  };
+  let broker = await spawnBroker();
 
   const bootstrap = `${LOOPBACK}:${port}`;
   let stopped: Promise<void> | undefined;
@@ -299,7 +308,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
     port,
     controllerPort,
     securityProtocol: options.sasl !== undefined ? 'SASL_PLAINTEXT' : 'PLAINTEXT',
-    pid: broker.pid,
+    get pid() { return broker.pid; },
     clusterId,
     workDir,
     logFile,
@@ -309,6 +318,15 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         if (ownsWorkDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
       })();
       return stopped;
+    },
+    async kill() {
+      broker.signal('SIGKILL');
+      await broker.exited;
+    },
+    async restart() {
+      if (stopped !== undefined) throw new Error('kafka: cannot restart a broker that was stopped (its data may be gone)');
+      if (broker.exitInfo === undefined) await broker.stop(15_000);
+      broker = await spawnBroker();
     },
     createTopics: (names, partitions = 1) => createTopics(bootstrap, names, partitions, options.sasl !== undefined ? harnessSasl(options.sasl) : undefined),
   };

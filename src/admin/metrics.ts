@@ -42,6 +42,15 @@ export class PendingCounts<T extends string> {
   }
 }
 
+/** What the audit metrics read of one sink at each scrape (audit/pipeline.ts `reports`). */
+export interface AuditSinkReport {
+  readonly name: string;
+  /** Running totals by result. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Spooled sinks only. */
+  readonly status?: { readonly up: boolean; readonly spoolBytes: number; readonly pendingRecords: number; readonly lagSeconds: number };
+}
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
@@ -58,6 +67,37 @@ export function createMetrics() {
     collect: () => pendingKafkaFrames.flush(),
   });
   const pendingKafkaFrames = new PendingCounts(() => kafkaFrames);
+
+  // The audit pipeline keeps plain running totals (no prom-client call per record); they reach the counter at each
+  // scrape, and the gauges are read from the sinks then.
+  let auditReports: () => readonly AuditSinkReport[] = () => [];
+  const auditSynced = new Map<string, number>();
+  const auditRecords: Counter<'sink' | 'result'> = new Counter({
+    name: 'tollgate_audit_records_total',
+    help: 'Audit records per sink and result: accepted (into its spool), refused (spool full, onFull block), dropped (onFull drop-oldest), delivered (the sink has it), rejected (the sink refused it for good).',
+    labelNames: ['sink', 'result'] as const, ...reg,
+    collect: () => {
+      for (const report of auditReports()) {
+        for (const [result, total] of Object.entries(report.counts)) {
+          const key = `${report.name}\u0000${result}`;
+          const previous = auditSynced.get(key);
+          auditSynced.set(key, total);
+          // The first scrape shows every series, zeros included, so rates and alerts have something to start from.
+          if (previous === undefined || total > previous) auditRecords.inc({ sink: report.name, result }, total - (previous ?? 0));
+        }
+      }
+    },
+  });
+  const auditGauge = (name: string, help: string, read: (status: NonNullable<AuditSinkReport['status']>) => number): Gauge<'sink'> => {
+    const gauge: Gauge<'sink'> = new Gauge({
+      name, help, labelNames: ['sink'] as const, ...reg,
+      collect: () => {
+        gauge.reset();
+        for (const report of auditReports()) if (report.status !== undefined) gauge.set({ sink: report.name }, read(report.status));
+      },
+    });
+    return gauge;
+  };
   return {
     registry,
     decisions,
@@ -88,6 +128,15 @@ export function createMetrics() {
       name: 'tollgate_config_reloads_total', help: 'Config reloads (SIGHUP or file change), by result: success, or failure (the running config kept).',
       labelNames: ['result'] as const, ...reg,
     }),
+    auditRecords,
+    auditSpoolBytes: auditGauge('tollgate_audit_spool_bytes', 'Bytes a spooled audit sink\'s spool takes on disk.', (s) => s.spoolBytes),
+    auditSpoolRecords: auditGauge('tollgate_audit_spool_records', 'Audit records waiting in a sink\'s spool (not yet confirmed by the sink).', (s) => s.pendingRecords),
+    auditSinkUp: auditGauge('tollgate_audit_sink_up', '1 when the last delivery to a spooled audit sink succeeded, 0 while it fails.', (s) => (s.up ? 1 : 0)),
+    auditLag: auditGauge('tollgate_audit_lag_seconds', 'Age of the oldest audit record a sink has not confirmed yet (0 when none waits).', (s) => s.lagSeconds),
+    /** Where the audit metrics read from, at each scrape. */
+    observeAudit(source: () => readonly AuditSinkReport[]): void {
+      auditReports = source;
+    },
     /** 1 for the hash of the config in force, so a dashboard shows which config each process runs. */
     configInfo: new Gauge({
       name: 'tollgate_config_info', help: 'The config in force: its file\'s hash (sha256, first 12 hex digits) as a label, value 1.',

@@ -1,7 +1,8 @@
 /**
  * @module audit/log-sink
- * The first audit sink: each record is one JSON log line on the `audit` channel of the structured log, so an
- * operator's log pipeline already collects it. Hash-chained files and other sinks come with the audit work.
+ * The stdout sink: each record is one JSON log line on the `audit` channel of tollgate's structured log, so an
+ * operator's log pipeline already collects it. Not spooled: the log stream is tollgate's own (server.ts
+ * `bufferedStdout`).
  */
 import type { Logger } from 'pino';
 import type { AuditRecord, AuditSink } from './record.ts';

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
@@ -54,7 +55,7 @@ export function parseConfig(text: string, file: string): Config {
   }
   const raw: unknown = doc.toJS() ?? {};
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return result.data;
+  if (result.success) return resolveAuditPaths(result.data, path.dirname(path.resolve(file)));
   throw new ConfigError(file, result.error.issues.map((issue) => describeIssue(issue, doc, lineCounter)));
 }
 
@@ -77,6 +78,34 @@ function describeIssue(issue: z.core.$ZodIssue, doc: ReturnType<typeof parseDocu
     }
   }
   return { path: renderPath(issue.path), message };
+}
+
+/**
+ * Paths under `audit` are relative to the config file's folder, so where the audit trail is written does not
+ * depend on the directory tollgate was started from. (Secret files elsewhere are read as given.)
+ */
+export function resolveAuditPaths(config: Config, baseDir: string): Config {
+  const at = (p: string) => path.resolve(baseDir, p);
+  const sinks = config.audit.sinks.map((sink) => {
+    switch (sink.type) {
+      case 'stdout': return sink;
+      case 'file': {
+        const file = at(sink.path);
+        return { ...sink, path: file, spool: { ...sink.spool, dir: at(sink.spool.dir ?? `${sink.path}.spool`) } };
+      }
+      case 'kafka': {
+        const tls = sink.tls === undefined ? undefined : {
+          ...sink.tls,
+          ...(sink.tls.caFile !== undefined && { caFile: at(sink.tls.caFile) }),
+          ...(sink.tls.certFile !== undefined && { certFile: at(sink.tls.certFile) }),
+          ...(sink.tls.keyFile !== undefined && { keyFile: at(sink.tls.keyFile) }),
+        };
+        return { ...sink, ...(tls !== undefined && { tls }), spool: { ...sink.spool, dir: at(sink.spool.dir!) } };
+      }
+      case 'webhook': return { ...sink, spool: { ...sink.spool, dir: at(sink.spool.dir!) } };
+    }
+  });
+  return { ...config, audit: { ...config.audit, sinks } };
 }
 
 export function loadConfigFile(file: string): Config {

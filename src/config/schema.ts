@@ -309,6 +309,72 @@ const rule = z.object({
   }
 });
 
+const sinkName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lower-case name of letters, digits, ".", "_" and "-"')
+  .optional().meta({ description: 'Names the sink in metrics (`sink` label), logs and /readyz. Default: its type, or `<type>-<index>` when several sinks share a type.' });
+
+export const SPOOL_POLICIES = ['block', 'drop-oldest'] as const;
+
+const spoolSpec = z.object({
+  dir: z.string().min(1).optional().meta({ description: 'Folder of the spool (created when missing; relative to the config file\'s folder). Required for kafka and webhook sinks; a file sink\'s defaults to `<path>.spool`. Give each sink its own.' }),
+  maxBytes: z.number().int().positive().default(256 * 1024 * 1024).meta({ description: 'Most bytes the spool holds on disk.' }),
+  onFull: z.enum(SPOOL_POLICIES).default('block').meta({ description: '`block`: fail closed: from 90% full, HTTP requests are refused (503) and Kafka connections closed, with the reason, until the sink has drained the spool below 75%. `drop-oldest`: the oldest records go (a segment, an eighth of maxBytes, at a time), counted in `tollgate_audit_records_total{result="dropped"}` and logged as an error.' }),
+}).strict().meta({ description: 'Records wait here, on disk and in order, while the sink is down or slow; writes never wait for the sink. Survives restarts.' });
+
+const kafkaSaslMechanisms = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+
+const fileSink = z.object({
+  type: z.literal('file'),
+  name: sinkName,
+  path: z.string().min(1).meta({ description: 'The hash-chained JSONL file (relative to the config file\'s folder). Appended to; a chain found there is continued. One tollgate process per file (a lock file `<path>.lock` says which).' }),
+  fsync: z.boolean().default(false).meta({ description: 'fsync after each batch of lines: a record survives a power loss once written, at the cost of a disk flush per batch.' }),
+  hmacKey: secretSource.optional().meta({ description: 'Chain with HMAC-SHA-256 under this key instead of SHA-256: someone who can rewrite the file but does not hold the key cannot forge a chain that verifies (`tollgate audit verify --key-env/--key-file`).' }),
+  spool: spoolSpec.prefault({}),
+}).strict().meta({ description: 'A local JSONL file, one record per line, each with `seq`, `prevHash` and `hash` (docs/audit.md).' });
+
+const kafkaSink = z.object({
+  type: z.literal('kafka'),
+  name: sinkName,
+  bootstrap: z.union([tcpAddress('A broker.'), z.array(tcpAddress('A broker.')).min(1)]).meta({ description: 'Bootstrap brokers, `host:port`.' }),
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name (letters, digits, ".", "_", "-")').meta({ description: 'The topic (it must exist). Records are keyed by their `session`, so one session keeps its order on one partition.' }),
+  clientId: z.string().min(1).default('tollgate-audit'),
+  sasl: z.object({
+    mechanism: z.enum(kafkaSaslMechanisms),
+    username: z.string().min(1),
+    password: secretSource,
+  }).strict().optional().meta({ description: 'SASL credentials of tollgate\'s audit producer. Absent: no SASL.' }),
+  tls: z.object({
+    caFile: z.string().min(1).optional().meta({ description: 'PEM CA bundle the brokers\' certificates must chain to. Default: the system roots.' }),
+    certFile: z.string().min(1).optional().meta({ description: 'Client certificate (PEM), for brokers that ask for one.' }),
+    keyFile: z.string().min(1).optional().meta({ description: 'Its private key (PEM).' }),
+    serverName: z.string().min(1).optional().meta({ description: 'Name the broker certificates are checked against, when not the host.' }),
+  }).strict().optional().meta({ description: 'Connect with TLS. Absent: plaintext.' }),
+  timeout: duration('Per request to a broker; a broker that does not answer in time is taken as down (the batch is sent again, idempotently).').prefault('30s'),
+  spool: spoolSpec.refine((s) => s.dir !== undefined, { path: ['dir'], message: 'expected `dir`: the folder where records wait while Kafka is unreachable' }).prefault({}),
+}).strict().meta({ description: 'A Kafka topic, written by tollgate\'s own idempotent producer (acks=all): records reach it once each and in order per partition, also when a broker restarts mid-batch.' });
+
+const webhookSink = z.object({
+  type: z.literal('webhook'),
+  name: sinkName,
+  url: z.url().meta({ description: 'Records are POSTed here as `{"records": [...]}` (application/json); any 2xx is success, anything else is retried with the same batch.' }),
+  headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name'), z.union([z.string(), secretSource])).default({})
+    .meta({ description: 'Header name → value, or a secret source for values that are credentials (`authorization: {env: AUDIT_WEBHOOK_TOKEN}`).' }),
+  batch: z.object({
+    maxRecords: z.number().int().positive().default(100).meta({ description: 'Most records per POST.' }),
+    maxWait: duration('How long records wait for more to share a POST.').prefault('1s'),
+  }).strict().prefault({}),
+  timeout: duration('Per POST; no answer in time is a failure (retried).').prefault('10s'),
+  spool: spoolSpec.refine((s) => s.dir !== undefined, { path: ['dir'], message: 'expected `dir`: the folder where records wait while the webhook is unreachable' }).prefault({}),
+}).strict().meta({ description: 'An HTTP endpoint. Delivery is at least once: a receiver de-duplicates by record `id`.' });
+
+const stdoutSink = z.object({
+  type: z.literal('stdout'),
+  name: sinkName,
+}).strict().meta({ description: 'One JSON log line per record on tollgate\'s log (channel `audit`), as an operator\'s log pipeline collects it. Not spooled.' });
+
+const auditSink = z.discriminatedUnion('type', [stdoutSink, fileSink, kafkaSink, webhookSink], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'expected a sink `type`: stdout, file, kafka or webhook' : undefined),
+});
+
 const port = z.number().int().min(1).max(65535);
 
 const quickstart = z.object({
@@ -432,6 +498,10 @@ export const configSchema = z.object({
     pollInterval: duration('How often held requests re-read the store, so an approval recorded by another tollgate process releases them (with PostgreSQL such changes also arrive at once, through LISTEN/NOTIFY; this is the fallback).').prefault('2s'),
     webhook: approvalsWebhook.optional(),
   }).strict().prefault({}).meta({ description: 'Just-in-time approval (rules with `effect: approve`): the store, the approver API on the admin listener (`/approvals`), limits.' }),
+  audit: z.object({
+    sinks: z.array(auditSink).min(1).default([{ type: 'stdout' }])
+      .meta({ description: 'Where every audit record goes: every sink gets every record. Default: stdout only. A change takes effect at the next restart (a reload keeps the sinks running).' }),
+  }).strict().prefault({}).meta({ description: 'Audit records of every decision and exchange (docs/audit.md).' }),
   quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
 }).strict().superRefine((config, ctx) => {
@@ -465,6 +535,22 @@ export const configSchema = z.object({
   if (cluster !== undefined && issuers.has(cluster)) {
     ctx.addIssue({ code: 'custom', path: ['identity', 'kubernetes', 'issuer'], message: `expected the cluster issuer to differ from every identity.oidc issuer; "${cluster}" is both` });
   }
+  const sinkNames = new Map<string, number>();
+  const places = new Map<string, number>();
+  config.audit.sinks.forEach((sink, i) => {
+    if (sink.name !== undefined) {
+      const same = sinkNames.get(sink.name);
+      if (same !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'sinks', i, 'name'], message: `expected a unique sink name; "${sink.name}" is also sinks[${same}]` });
+      else sinkNames.set(sink.name, i);
+    }
+    // Two sinks writing one file or one spool would interleave their records.
+    const own = sink.type === 'stdout' ? [] : [...(sink.type === 'file' ? [['path', sink.path]] : []), ...(sink.spool.dir !== undefined ? [['spool', sink.spool.dir]] : [])];
+    for (const [key, place] of own) {
+      const same = places.get(place!);
+      if (same !== undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'sinks', i, key!], message: `expected a place of its own; ${JSON.stringify(place)} is also used by sinks[${same}]` });
+      else places.set(place!, i);
+    }
+  });
   const keyNames = new Map<string, number>();
   const digests = new Map<string, number>();
   config.identity.apiKeys.forEach((k, i) => {
@@ -493,4 +579,6 @@ export type ApiKeyConfig = Config['identity']['apiKeys'][number];
 export type GroupMappingConfig = Config['identity']['groupMappings'][number];
 export type QuickstartConfig = NonNullable<Config['quickstart']>;
 export type KafkaConfig = Config['kafka'];
+export type AuditConfig = Config['audit'];
+export type AuditSinkConfig = AuditConfig['sinks'][number];
 export type UpstreamCredentialConfig = Config['http']['upstreamCredentials'][number];

@@ -80,6 +80,7 @@ export interface AuthzDeps {
 const GRPC_OK = 0;
 const GRPC_UNAUTHENTICATED = 16;
 const GRPC_PERMISSION_DENIED = 7;
+const GRPC_UNAVAILABLE = 14;
 
 export const SUBJECT_HEADER = 'x-tollgate-subject';
 export const GROUPS_HEADER = 'x-tollgate-groups';
@@ -226,6 +227,13 @@ function checkConnection(req: CheckRequestLike, deps: AuthzDeps, elapsed: () => 
   const connection = networkSourceOf(req);
   const base = { time: new Date().toISOString(), path: 'kafka' as const, connection };
   const reported = req.attributes?.source?.principal ?? '';
+  const refusal = audit.refusal?.();
+  if (refusal !== undefined) {
+    // Fail closed: an audit sink's spool is full under onFull: block.
+    audit.write({ ...base, event: 'kafka.mtls.audit_unavailable', reason: refusal, details: { peer: reported } });
+    hooks?.onDecision?.('deny', null, elapsed());
+    return { status: { code: GRPC_UNAVAILABLE, message: refusal } };
+  }
   const identities = deps.mtls?.();
   let principal: Principal;
   try {
@@ -267,12 +275,22 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     const headers = req.attributes?.request?.http?.headers ?? {};
     const connection = sourceOf(req);
     const { path, events } = auditPathOf(action);
-    const base = { time: new Date().toISOString(), path, connection };
+    // The request's session: Envoy's x-request-id, which ext_proc sees too, so both halves of a request share it.
+    const requestId = headers['x-request-id'];
+    const base = { time: new Date().toISOString(), path, connection, ...(requestId !== undefined && { session: requestId }) };
     const source = req.attributes?.source;
     const peer = source?.principal ? { principal: source.principal, ...(source.certificate && { certificate: source.certificate }) } : undefined;
     // The peer is recorded even when a token names the caller: it is the workload the request came through.
     const details = { ...auditDetails(action), ...(peer && { peer: peer.principal }) };
     const authorization = headers['authorization'];
+
+    const refusal = audit.refusal?.();
+    if (refusal !== undefined) {
+      // Fail closed: an audit sink's spool is full under onFull: block; nothing passes unaudited.
+      audit.write({ ...base, event: `${events}.authz.audit_unavailable`, reason: refusal, details });
+      hooks?.onDecision?.('deny', null, elapsed());
+      return jsonDenial(GRPC_UNAVAILABLE, 503, { error: 'audit_unavailable', reason: refusal, rule: null });
+    }
 
     let principal: Principal;
     try {
@@ -325,6 +343,7 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     audit.write({
       // An allow names no rule only for a REST Proxy request that asks nothing up front (its parts are judged later).
       ...base, event: `${events}.authz.${decision.effect}`, principal, ...(decision.rule !== null || decision.effect === 'deny' ? { rule: decision.rule ?? 'default' } : {}), reason: decision.reason,
+      latencyMs: Math.round(elapsed() * 1e6) / 1e3,
       details: {
         ...details,
         ...(decision.shadow !== undefined ? { shadow: decision.shadow } : {}),

@@ -156,6 +156,8 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
     let principal: Principal | undefined;
     let action: HttpRequestAction | undefined;
     let requestContentType: string | undefined;
+    /** Envoy's x-request-id: the session of this request's audit records, shared with ext_authz's. */
+    let session: { session: string } | undefined;
     let bodyRules: readonly BodyRule[] = [];
     let held: Buffer[] = [];
     let heldBytes = 0;
@@ -195,6 +197,8 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       principal = principalFromMetadata(msg.metadata_context);
       action = (deps.classify?.() ?? plainHttp)(headers.get(':method') ?? 'GET', headers.get(':authority') ?? '', headers.get(':path') ?? '/', Object.fromEntries(headers));
       requestContentType = headers.get('content-type');
+      const requestId = headers.get('x-request-id');
+      session = requestId === undefined ? undefined : { session: requestId };
       if (action.kafkaRest !== undefined) return onRestRequestHeaders(msg);
       const policy = deps.policy();
       plans = principal ? policy.masks(principal, action) : [];
@@ -227,7 +231,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
       const rules = bodyRules;
       bodyRules = [];
       const parsed = parseRequestBody(requestContentType, body);
-      const base = { time: new Date().toISOString(), path: auditPath(), ...(principal ? { principal } : {}) };
+      const base = { time: new Date().toISOString(), path: auditPath(), ...session, ...(principal ? { principal } : {}) };
       const details = { method: action?.method, host: action?.host, path: action?.path, bytes: body.length, ...(action?.kubernetes ? { kubernetes: action.kubernetes } : {}) };
       const shadow: Array<{ rule: string; field: string }> = [];
       for (const rule of rules) {
@@ -266,7 +270,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
 
     const restAudit = (event: string, extra: { rule?: string | null; reason?: string; details?: Record<string, unknown> }) => {
       deps.audit?.write({
-        time: new Date().toISOString(), path: 'kafka', event: `kafka.rest.${event}`, ...(principal ? { principal } : {}),
+        time: new Date().toISOString(), path: 'kafka', event: `kafka.rest.${event}`, ...session, ...(principal ? { principal } : {}),
         ...(extra.rule != null && { rule: extra.rule }), ...(extra.reason !== undefined && { reason: extra.reason }),
         details: { method: action?.method, host: action?.host, path: action?.path, ...(action?.kafkaRest ? { kafkaRest: restAuditDetails(action.kafkaRest) } : {}), ...extra.details },
       });

@@ -1070,6 +1070,8 @@ export class KafkaConnection {
       ...(decisive?.decision.rule != null && { rule: decisive.decision.rule }),
       ...(denied !== undefined ? { reason: denied.decision.reason } : rejected !== undefined && { reason: rejected.reason }),
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
+      ...(latencyMs !== undefined && { latencyMs: Math.round(latencyMs * 1000) / 1000 }),
+      bytes: { request: original.frame.length, ...(response !== undefined && { response: response.length }) },
       details: {
         ...(rejections !== undefined && rejections.length > 0 && { rejected: rejections }),
         ...(shadowRejected !== undefined && shadowRejected.length > 0 && { shadowRejected }),

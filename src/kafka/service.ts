@@ -21,6 +21,7 @@
  * - Connection facts come once, in the first message's `attributes["envoy.filters.network.ext_proc"]` (when the
  *   filter's `connection_attributes` asks for them); they label logs and audit records. Absent facts are fine.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/record.ts';
 import type { Decision } from '../core/decision.ts';
@@ -99,6 +100,9 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
   const { audit, hooks = {} } = options;
 
   return (call) => {
+    // Every audit record of this connection carries one session id, so its timeline can be replayed.
+    const session = `kafka-${randomBytes(8).toString('hex')}`;
+    const connectionAudit: AuditSink = { write: (record) => audit.write(record.session === undefined ? { ...record, session } : record) };
     let connection: KafkaConnection | undefined;
     let facts: ConnectionFacts = {};
     let logger = options.logger;
@@ -114,7 +118,7 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
 
     const closeConnection = (close: CloseReason): void => {
       call.write({ connection_status: 'CLOSE' });
-      audit.write({
+      connectionAudit.write({
         time: new Date().toISOString(),
         path: 'kafka',
         event: close.event,
@@ -164,7 +168,7 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
         ...(peer !== undefined && { peerPrincipal: peer }),
         facts,
         logger,
-        audit,
+        audit: connectionAudit,
         deliver: (output) => {
           if (finished) return;
           try {
@@ -186,6 +190,13 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
       const { read_data: read, write_data: write } = message;
       if (read == null && write == null) {
         logger.debug('network ext_proc message without data: nothing to answer');
+        return;
+      }
+      const refusal = read != null && read.data?.length > 0 ? audit.refusal?.() : undefined;
+      if (refusal !== undefined) {
+        // Fail closed: an audit sink's spool is full under onFull: block; no request goes on unaudited.
+        const principal = connection.principal;
+        closeConnection({ event: 'kafka.connection.audit_unavailable', reason: refusal, details: {}, ...(principal !== undefined && { principal }) });
         return;
       }
       if (read != null && !answer('read_data', read, connection)) return;

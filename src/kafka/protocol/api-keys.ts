@@ -120,13 +120,16 @@ const BY_KEY: ReadonlyMap<number, ApiKeyInfo> = new Map(
   TABLE.map(([key, name, firstFlexibleVersion]) => [key, { name, firstFlexibleVersion }]),
 );
 
-/** Well-known keys the Kafka adapter refers to by name. */
+/** Well-known keys the Kafka adapter and tollgate's own client (src/kafka/client/) refer to by name. */
 export const API_KEY = {
   Produce: 0,
   Fetch: 1,
+  ListOffsets: 2,
+  Metadata: 3,
   ControlledShutdown: 7,
   SaslHandshake: 17,
   ApiVersions: 18,
+  InitProducerId: 22,
   SaslAuthenticate: 36,
 } as const;
 

@@ -1,17 +1,21 @@
 /**
  * @module kafka/protocol/error-codes
  * The Kafka error codes tollgate itself answers with, and the broker's Produce errors its audit records name (a
- * captured record without an offset says why). Numbers are Kafka's (org.apache.kafka.common.protocol.Errors); named
+ * captured record without an offset says why), and those tollgate's own producer and topic reader (src/kafka/client/)
+ * act on. Numbers are Kafka's (org.apache.kafka.common.protocol.Errors); named
  * here so no code carries a bare number.
  */
 export const KafkaError = {
   NONE: 0,
   UNKNOWN_SERVER_ERROR: -1,
+  OFFSET_OUT_OF_RANGE: 1,
   CORRUPT_MESSAGE: 2,
   UNKNOWN_TOPIC_OR_PARTITION: 3,
+  LEADER_NOT_AVAILABLE: 5,
   NOT_LEADER_OR_FOLLOWER: 6,
   REQUEST_TIMED_OUT: 7,
   MESSAGE_TOO_LARGE: 10,
+  NETWORK_EXCEPTION: 13,
   RECORD_LIST_TOO_LARGE: 18,
   NOT_ENOUGH_REPLICAS: 19,
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: 20,
@@ -32,6 +36,9 @@ export const KafkaError = {
   INVALID_RECORD: 87,
   OPERATION_NOT_ATTEMPTED: 55,
   KAFKA_STORAGE_ERROR: 56,
+  UNKNOWN_PRODUCER_ID: 59,
+  FENCED_LEADER_EPOCH: 74,
+  UNKNOWN_LEADER_EPOCH: 75,
   UNKNOWN_TOPIC_ID: 100,
 } as const;
 
