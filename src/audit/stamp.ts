@@ -40,6 +40,14 @@ export function clientOf(connection: AuditRecord['connection']): string | undefi
 export type Stamper = (record: AuditRecord) => AuditRecord;
 
 /** An id's process prefix and counter (`<prefix>-<n>`); undefined for ids not made by a stamper. */
+/** `details.approval.id`, as approvals and the adapters write it. */
+export function approvalOf(details: AuditRecord['details']): string | undefined {
+  const approval = details?.['approval'];
+  if (approval === null || typeof approval !== 'object') return undefined;
+  const id = (approval as { id?: unknown }).id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
 export function parseId(id: string | undefined): { prefix: string; counter: number } | undefined {
   if (id === undefined) return undefined;
   const at = id.lastIndexOf('-');
@@ -58,12 +66,15 @@ export function createStamper(prefix = `${Date.now().toString(36)}${randomBytes(
     const decision = record.decision ?? decisionOf(record.event);
     // A record without a session of its own belongs to its principal's traffic from its client.
     const session = record.session ?? `${record.principal?.subject ?? 'anonymous'}@${client ?? 'unknown'}`;
+    // Adapters put the approval a request went through in details.approval {id, state}; it is also a field of its own.
+    const approval = record.approval ?? approvalOf(record.details);
     return {
       id: record.id ?? `${prefix}-${++counter}`,
       ...record,
       session,
       ...(client !== undefined && { client }),
       ...(decision !== undefined && { decision }),
+      ...(approval !== undefined && { approval }),
     };
   };
 }

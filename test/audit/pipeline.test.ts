@@ -323,3 +323,10 @@ test('onFull drop-oldest: traffic is never refused; dropped records are counted 
     await hook.close();
   }
 });
+
+test('the approval a request went through (details.approval.id) is stamped as the record\'s own approval field', () => {
+  const stamp = createStamper('t');
+  const record = stamp({ time: '2026-11-23T00:00:00Z', path: 'kafka', event: 'kafka.request.denied', details: { approval: { id: 'apr-42', state: 'pending' } } });
+  assert.equal(record.approval, 'apr-42');
+  assert.equal(stamp({ time: '2026-11-23T00:00:00Z', path: 'http', event: 'http.authz.allow' }).approval, undefined);
+});
