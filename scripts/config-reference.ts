@@ -16,6 +16,7 @@ export const END_MARKER = '<!-- config-reference:end -->';
 interface JsonSchema {
   type?: string | string[]; enum?: unknown[]; anyOf?: JsonSchema[]; items?: JsonSchema; properties?: Record<string, JsonSchema>;
   required?: string[]; default?: unknown; description?: string; pattern?: string; format?: string;
+  additionalProperties?: JsonSchema | boolean;
 }
 
 function typeOf(s: JsonSchema): string {
@@ -44,9 +45,13 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       continue;
     }
     const type = objectItems ? 'list of objects' : typeOf(prop);
-    out.push(`| \`${name}\` | ${cell(type)} | ${required ? 'yes' : ''} | ${cell(fallback)} | ${cell(prop.description ?? '')} |`);
+    const named = typeof prop.additionalProperties === 'object' && prop.additionalProperties.properties ? prop.additionalProperties : undefined;
+    out.push(`| \`${name}\` | ${cell(named ? 'map of name to object' : type)} | ${required ? 'yes' : ''} | ${cell(fallback)} | ${cell(prop.description ?? '')} |`);
     if (objectItems) rows(objectItems, `${name}[].`, out);
     for (const variant of prop.anyOf ?? []) if (variant.properties) rows(variant, `${name}.`, out);
+    // A map keyed by names the operator chooses (`timeWindows.<name>`), and lists of alternative object shapes.
+    if (named) rows(named, `${name}.<name>.`, out);
+    if (prop.type === 'array') for (const variant of prop.items?.anyOf ?? []) if (variant.properties) rows(variant, `${name}[].`, out);
   }
 }
 
