@@ -272,6 +272,7 @@ export class SignalEngine {
     const now = this.now();
     for (const { rule, tracker } of this.#auths) {
       const { reached, ...count } = tracker.failure(attempt, now);
+      if (count.subject === undefined && count.source === undefined) continue;
       counts[rule.name] = count;
       if (!reached) continue;
       const observed = Math.max(count.subject ?? 0, count.source ?? 0);

@@ -208,7 +208,7 @@ test('failed authentications, then a success: the session is flagged, rules see 
     const counts = engine.authFailure('kafka', { subject: 'root', source: '10.0.0.9' });
     assert.deepEqual(counts, { 'brute-force-then-success': { subject: i, source: i } });
   }
-  assert.deepEqual(events, [], 'below the threshold: no news');
+  assert.equal(events.length, 0, 'below the threshold: no news');
   engine.authFailure('kafka', { subject: 'someone-else', source: '10.0.0.9' });
   assert.deepEqual(events.map((e) => [e.event, e.observation.observed, e.observation.threshold]), [['failures', 5, 5]], 'the address reached 5');
   assert.equal(policy.decide(root, deleteTopics).rule, 'admins', 'not flagged before the success');
