@@ -7,7 +7,7 @@
  */
 import { qualifiedResource, type KubernetesRequest } from '../core/action.ts';
 
-export type StatusReason = 'Forbidden' | 'Unauthorized' | 'BadRequest' | 'RequestEntityTooLarge' | 'InternalError' | 'ServiceUnavailable';
+export type StatusReason = 'Forbidden' | 'Unauthorized' | 'BadRequest' | 'RequestEntityTooLarge' | 'InternalError' | 'ServiceUnavailable' | 'TooManyRequests';
 
 export interface KubeStatus {
   readonly kind: 'Status';
@@ -16,7 +16,7 @@ export interface KubeStatus {
   readonly status: 'Failure';
   readonly message: string;
   readonly reason: StatusReason;
-  readonly details?: { readonly name?: string; readonly group?: string; readonly kind?: string };
+  readonly details?: { readonly name?: string; readonly group?: string; readonly kind?: string; readonly retryAfterSeconds?: number };
   readonly code: number;
 }
 
