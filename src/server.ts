@@ -9,6 +9,10 @@
  * is one assignment: requests and streams that start afterwards see the new config, those already running keep
  * what they started with (an ext_proc stream its mask plans, a Kafka connection its settings; a Kafka connection's
  * next request is decided by the new policy). Listener addresses and gRPC limits need a restart.
+ *
+ * Signal state (counters, baselines, flagged sessions, payload digests) is not part of `Live`: one `SignalEngine`
+ * lives as long as the process and is handed each new config's signal rules, keeping the state of the rules that
+ * keep their name and state shape (src/signals/engine.ts), so a reload does not reset what the signals learned.
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -36,6 +40,12 @@ import {
   authorizationService, externalProcessorService, healthService, networkExternalProcessorService,
 } from './grpc/protos.ts';
 import { createHealthService } from './admin/grpc-health.ts';
+import { SignalEngine, type SignalEvent } from './signals/engine.ts';
+import { observationDetails, type ApprovalHook } from './signals/outcome.ts';
+import { createAlertWebhook, type AlertWebhook } from './signals/webhook.ts';
+import { createKafkaSignals } from './kafka/signals.ts';
+import { createHttpSignals } from './http/signals.ts';
+import type { AuditRecord } from './audit/record.ts';
 
 export interface RunningServer {
   /** What the gRPC listener is bound to: `127.0.0.1:<port>` or `unix:/path`. */
@@ -62,6 +72,13 @@ export interface ServerOptions {
   readonly audit?: AuditSink;
   /** Hash of the config file, shown in `tollgate_config_info{hash}`. */
   readonly configHash?: string;
+  /** Epoch milliseconds for time windows and signals; `Date.now` by default (tests inject a clock). */
+  readonly clock?: () => number;
+  /**
+   * What a signal with effect `approve` turns into (src/signals/outcome.ts `ApprovalHook`); by default the request
+   * is denied with a reason saying an approval is needed. The approvals subsystem plugs in here.
+   */
+  readonly approve?: ApprovalHook;
 }
 
 /** What one config decides per request: swapped whole on reload. */
@@ -73,6 +90,8 @@ interface Live {
   readonly maskContext: MaskContext;
   readonly identities: Identities;
   readonly kafkaSettings: KafkaConnectionSettings;
+  /** Where signal records are POSTed (`signals.alerts.webhook`), if anywhere. */
+  readonly alerts: AlertWebhook | undefined;
 }
 
 /** Settings read once at start: a reload that changes them is told to restart. */
@@ -96,6 +115,21 @@ export function bufferedStdout(): DestinationStream {
   return pino.destination({ dest: 1, sync: false });
 }
 
+/** The audit record of signal news: the numbers in `details`, the sentence in `reason`. */
+function signalRecord(event: SignalEvent, now: number): AuditRecord {
+  const o = event.observation;
+  return {
+    time: new Date(now).toISOString(),
+    path: event.path,
+    event: `${event.path}.signal.${event.event}`,
+    ...(event.principal !== undefined && { principal: event.principal }),
+    rule: o.rule,
+    reason: o.reason,
+    ...(event.connection !== undefined && { connection: event.connection }),
+    details: { ...observationDetails(o), ...event.details },
+  };
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
@@ -112,6 +146,22 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'tollgate' } }, bufferedStdout());
   const metrics = createMetrics();
   const audit = options.audit ?? createLogAuditSink(logger);
+  const clock = options.clock ?? Date.now;
+  // Outlives reloads (see the module comment); its records go to the audit sink and the webhook of the config in force.
+  const signals = new SignalEngine({
+    now: clock,
+    onEvent: (event) => {
+      const record = signalRecord(event, clock());
+      audit.write(record);
+      live.alerts?.send(record);
+      const o = event.observation;
+      metrics.signalEvents.inc({ signal: o.rule, event: event.event, effect: o.effect, shadow: String(o.shadow) });
+    },
+    onObservation: (o) => metrics.signalObservations.inc({ signal: o.rule, effect: o.effect, shadow: String(o.shadow) }),
+  });
+  metrics.setSignalKeySource(() => signals.keyCounts());
+  const kafkaSignals = createKafkaSignals(signals, options.approve);
+  const httpSignals = createHttpSignals(signals, options.approve);
 
   const newIdentities = (c: Config) => loadIdentities(c.identity, {
     logger,
@@ -122,7 +172,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
    * are kept when their config is unchanged, so a rule edit does not refetch every JWKS.
    */
   const build = (c: Config, previous: Live | undefined): Live => {
-    const policy = compilePolicy(c.rules);
+    const policy = compilePolicy(c.rules, { timeWindows: c.timeWindows, now: clock, flaggedBy: (principal) => signals.flaggedBy(principal) });
     const credentials = loadUpstreamCredentials(c.http.upstreamCredentials);
     const classify = createHttpClassifier(c.http.kubernetes, c.http.kafkaRest);
     const maskContext = loadMaskContext(c.masking);
@@ -149,10 +199,22 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         mayCapture: (principal) => live.policy.mayCaptureKafka(principal),
         context: maskContext,
       },
+      signals: kafkaSignals,
     });
-    return { config: c, policy, credentials, classify, maskContext, identities, kafkaSettings };
+    const webhook = c.signals.alerts.webhook;
+    const sameWebhook = previous !== undefined && JSON.stringify(previous.config.signals.alerts) === JSON.stringify(c.signals.alerts);
+    const alerts = sameWebhook ? previous.alerts : webhook === undefined ? undefined : createAlertWebhook({
+      url: webhook.url, timeoutMs: webhook.timeout, maxQueue: webhook.maxQueue,
+      onResult: (result, detail) => {
+        metrics.signalAlerts.inc({ result });
+        if (result !== 'sent') logger.warn({ url: webhook.url, result, detail }, 'signal alert webhook');
+      },
+    });
+    return { config: c, policy, credentials, classify, maskContext, identities, kafkaSettings, alerts };
   };
   let live: Live = build(config, undefined);
+  const signalSettings = (c: Config) => ({ maxKeys: c.signals.maxKeys, maxThrottleMs: c.signals.maxThrottle });
+  signals.update(live.policy.signals, signalSettings(config));
   let configHash = options.configHash ?? '';
   if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
 
@@ -162,6 +224,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     policy: () => live.policy,
     credentials: () => live.credentials,
     classify: () => live.classify,
+    signals: () => httpSignals,
     audit,
     logger,
     hooks: {
@@ -257,6 +320,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const previous = live;
     const built = build(next, previous);
     live = built;
+    signals.update(built.policy.signals, signalSettings(next));
     logger.level = next.server.logLevel;
     if (built.identities !== previous.identities) {
       // Connections that authenticated with the old providers keep them (their verifiers still work); only the
