@@ -84,6 +84,18 @@ const NO_REPLAY: ReplayResult = { rejections: [], observations: [], acknowledge:
 /** Where Envoy reports the client's address in the connection facts (envoy/kafka.yaml `connection_attributes`). */
 const SOURCE_ADDRESS = 'source.address';
 
+/**
+ * The client's IP from Envoy's `source.address` fact, which is `ip:port` (`[ip6]:port` for IPv6): failures are
+ * counted per address, and each connection has a port of its own.
+ */
+export function sourceHost(facts: Facts | undefined): string | undefined {
+  const address = facts?.[SOURCE_ADDRESS];
+  if (address === undefined) return undefined;
+  const text = String(address);
+  const match = /^\[([^\]]+)\]:\d+$/.exec(text) ?? /^([^:]+):\d+$/.exec(text);
+  return match?.[1] ?? text;
+}
+
 export function createKafkaSignals(engine: SignalEngine, approve?: ApprovalHook): KafkaSignals {
   return {
     gate(principal, action, seen) {
@@ -144,13 +156,12 @@ export function createKafkaSignals(engine: SignalEngine, approve?: ApprovalHook)
 
     authenticationFailed(token, facts) {
       const subject = claimedSubject(token);
-      const source = facts?.[SOURCE_ADDRESS];
-      return engine.authFailure('kafka', { ...(subject !== undefined && { subject }), ...(source !== undefined && { source: String(source) }) }, facts);
+      const source = sourceHost(facts);
+      return engine.authFailure('kafka', { ...(subject !== undefined && { subject }), ...(source !== undefined && { source }) }, facts);
     },
 
     authenticated(principal, facts) {
-      const source = facts?.[SOURCE_ADDRESS];
-      return engine.authSuccess('kafka', principal, source === undefined ? undefined : String(source), facts);
+      return engine.authSuccess('kafka', principal, sourceHost(facts), facts);
     },
   };
 }

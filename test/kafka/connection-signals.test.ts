@@ -46,13 +46,15 @@ function setup(approve?: ApprovalHook) {
   const policy = compilePolicy(config.rules, { now: () => clock.now, flaggedBy: (p) => engine.flaggedBy(p) });
   engine.update(policy.signals, { maxKeys: 1000, maxThrottleMs: 30_000 });
   const signals = createKafkaSignals(engine, approve);
+  // Every connection from 10.1.2.3 has a port of its own, as Envoy reports it.
+  let port = 0;
   const connect = (overrides: Partial<KafkaConnectionOptions> = {}) => {
     const delivered: ConnectionOutput[] = [];
     const connection = new KafkaConnection({
       maxFrameBytes: 1024 * 1024, maxInFlight: 100, authenticate: fakeAuthenticate, decide: (p, a) => policy.decide(p, a),
       maxSessionLifetimeMs: 3_600_000, routes: new BrokerRoutes([]), audit, logger: pino({ level: 'silent' }),
       deliver: (output) => delivered.push(output), clock: () => clock.now, signals,
-      facts: { 'source.address': '10.1.2.3', 'source.port': 50_000 }, ...overrides,
+      facts: { 'source.address': `10.1.2.3:${50_000 + (port++)}`, 'source.port': 50_000 }, ...overrides,
     });
     return { connection, delivered };
   };
@@ -175,7 +177,7 @@ test('five failed SASL logins from one address, then a success: the session is f
   assert.equal(body.responses[0]!.errorCode, KafkaError.TOPIC_AUTHORIZATION_FAILED);
   assert.equal(audit.records.at(-1)?.rule, 'flagged-sessions-may-not-delete-topics');
   // Another admin session from elsewhere, never flagged, may delete topics.
-  const other = connect({ facts: { 'source.address': '10.9.9.9' } });
+  const other = connect({ facts: { 'source.address': '10.9.9.9:40000' } });
   await login(other, 'admin');
   assert.equal(other.connection.onClientData(request(20, 4, 31, { topics: [], topicNames: ['payments'], timeoutMs: 1000 })).toBroker.length, 0,
     'the flag is on the subject: admin stays flagged wherever it logs in from');

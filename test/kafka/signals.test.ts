@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changedConfigNames, changesOf, fetchedPerTopic, producedPerTopic, withThrottle } from '../../src/kafka/signals.ts';
+import { changedConfigNames, changesOf, fetchedPerTopic, producedPerTopic, sourceHost, withThrottle } from '../../src/kafka/signals.ts';
 import { API_KEY } from '../../src/kafka/protocol/api-keys.ts';
 import { decodeRequest, decodeResponse, encodeResponse, readProduceRequest } from '../../src/kafka/protocol/messages.ts';
 import { claimedSubject } from '../../src/identity/unverified.ts';
@@ -95,4 +95,11 @@ test('the subject a refused JWT claims is read without verification; anything el
   assert.equal(claimedSubject('not-a-jwt'), undefined);
   assert.equal(claimedSubject('a.!!!.c'), undefined);
   assert.equal(claimedSubject(undefined), undefined);
+});
+
+test('the client address of a Kafka connection, without the port Envoy reports with it', () => {
+  assert.equal(sourceHost({ 'source.address': '10.1.2.3:50114' }), '10.1.2.3');
+  assert.equal(sourceHost({ 'source.address': '[2001:db8::1]:443' }), '2001:db8::1');
+  assert.equal(sourceHost({ 'source.address': '10.1.2.3' }), '10.1.2.3');
+  assert.equal(sourceHost({}), undefined);
 });
