@@ -661,15 +661,12 @@ export class KafkaConnection {
     const signals = this.#options.signals;
     const principal = this.principal;
     if (signals === undefined || principal === undefined) return signalled;
-    const allowed = decisions.filter((d) => d.decision.effect === 'allow').map((d) => d.action);
-    // A request that names nothing (Metadata for all topics, before its answer is judged) counts as one on the cluster.
-    const actions = allowed.length > 0 ? allowed : [{ kind: 'kafka', api: apiKeyName(header.apiKey), operation: 'describe' } as const];
     const produce = header.apiKey !== API_KEY.Produce ? undefined : (): ProduceRecords => {
       if (frame === original.frame && original.produce !== undefined) return original.produce;
       if (frame === original.frame && original.decoded !== undefined) return produceRecordsOf(original.decoded.body as ProduceRequest);
       return readProduceRequest(frame);
     };
-    signalled.push(...signals.forwarded(principal, { apiKey: header.apiKey, actions, decoded: original.decoded, produce }, this.#options.facts));
+    signalled.push(...signals.forwarded(principal, { apiKey: header.apiKey, decisions, decoded: original.decoded, produce }, this.#options.facts));
     return signalled;
   }
 

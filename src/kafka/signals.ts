@@ -33,6 +33,7 @@ import { inRange } from './protocol/codec/schema.ts';
 import { decodeBatch, readBatchHeader, RecordError, splitBatches } from './protocol/records/index.ts';
 import type { ProduceRecords } from './capture/produce.ts';
 import type { Rejection } from './inspect/produce.ts';
+import type { ResourceDecision } from './authorize/index.ts';
 
 type Facts = Readonly<Record<string, string | number>>;
 
@@ -62,8 +63,8 @@ export interface KafkaSignals {
 /** A request on its way to the broker, with what the policy allowed of it. */
 export interface Forwarded {
   readonly apiKey: number;
-  /** The allowed actions. */
-  readonly actions: readonly KafkaAction[];
+  /** The policy's decisions on it so far (the allowed ones are counted). */
+  readonly decisions: readonly ResourceDecision[];
   /** The client's request decoded, when it was (every request but the hot-path Produce). */
   readonly decoded: DecodedRequest | undefined;
   /** The records sent, for a Produce (read only when a rule counts them). */
@@ -110,7 +111,10 @@ export function createKafkaSignals(engine: SignalEngine, approve?: ApprovalHook)
       const wantsChanges = engine.mayCount(principal, 'changes');
       if (!engine.mayCount(principal, 'requests') && !wantsProduced && !wantsChanges) return [];
       const produced = wantsProduced && request.produce !== undefined ? producedPerTopic(request.produce()) : undefined;
-      const items: Measured[] = request.actions.map((action) => {
+      const allowed = request.decisions.filter((d) => d.decision.effect === 'allow').map((d) => d.action);
+      // A request that names nothing (Metadata for all topics, before its answer is judged) counts as one on the cluster.
+      const actions = allowed.length > 0 ? allowed : [{ kind: 'kafka', api: apiKeyName(request.apiKey), operation: 'describe' } as const];
+      const items: Measured[] = actions.map((action) => {
         const amounts: Record<string, number> = { requests: 1 };
         if (wantsChanges) {
           const changes = changesOf(request.decoded, action);

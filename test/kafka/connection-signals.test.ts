@@ -78,7 +78,7 @@ const fetchResponse = (id: number, records: Buffer) => encodeResponse({ correlat
   responses: [{ topic: 'orders', partitions: [{ partitionIndex: 0, errorCode: 0, highWatermark: 100n, lastStableOffset: 100n, logStartOffset: 0n, abortedTransactions: null, preferredReadReplica: -1, records }] }],
 });
 
-const signalsOf = (r: { details?: Readonly<Record<string, unknown>> } | undefined) => r?.details?.['signals'] as Array<Record<string, unknown>> | undefined;
+const signalsOf = (r: { details?: Readonly<Record<string, unknown>> } | undefined) => (r?.details?.['signals'] ?? []) as Array<Record<string, unknown>>;
 
 test('a consumer over its fetch volume gets throttle_time_ms, then (the breach lasting) needs an approval: the hook decides', async () => {
   const asked: SignalObservation[] = [];
@@ -218,4 +218,42 @@ test('a replayed record is refused: an old timestamp at once, a payload already 
   const dup = decodeResponse(again.toClient[0]!, API_KEY.Produce, 9).body.responses[0]!.partitionResponses[0]!;
   assert.equal(dup.errorCode, KafkaError.INVALID_RECORD);
   assert.match(dup.errorMessage ?? '', /repeats the key and value .* produced 30s earlier \(within 10m\)/);
+});
+
+test('produced records and config changes are counted when the request leaves: a Produce over its limit is throttled, a burst of retention changes alerted', async () => {
+  const clock = { now: T0 };
+  const audit = new MemoryAudit();
+  const events: SignalEvent[] = [];
+  const engine = new SignalEngine({ now: () => clock.now, onEvent: (e) => events.push(e) });
+  const policy = compilePolicy(configSchema.parse({
+    rules: [
+      { name: 'orders-produce-volume', match: { kafka: { operation: 'produce', topic: 'orders' } }, signal: { volume: { measure: 'producedRecords', window: '1m', limit: 2 }, effect: 'throttle' } },
+      { name: 'retention-changes', match: { kafka: { api: 'IncrementalAlterConfigs' } }, signal: { volume: { measure: 'changes', configs: 'retention.*', per: ['subject'], window: '1h', limit: 2 } } },
+      { name: 'admins', match: { group: 'platform-admins' }, effect: 'allow' },
+    ],
+  }).rules, { now: () => clock.now });
+  engine.update(policy.signals, { maxKeys: 100, maxThrottleMs: 30_000 });
+  const c = { delivered: [] as ConnectionOutput[], connection: undefined as unknown as KafkaConnection };
+  c.connection = new KafkaConnection({
+    maxFrameBytes: 1024 * 1024, maxInFlight: 100, authenticate: fakeAuthenticate, decide: (p, a) => policy.decide(p, a), maxSessionLifetimeMs: 3_600_000,
+    routes: new BrokerRoutes([]), audit, logger: pino({ level: 'silent' }), deliver: (o) => c.delivered.push(o), clock: () => clock.now, signals: createKafkaSignals(engine),
+  });
+  await login(c, 'admin');
+  const three = batch([rec(0, 'a'), rec(1, 'b'), rec(2, 'c')], { baseTimestamp: BigInt(T0), maxTimestamp: BigInt(T0) });
+  assert.equal(c.connection.onClientData(produceOf(10, three)).toBroker.length, 1, 'counted and forwarded: throttle slows, it does not refuse');
+  const answer = c.connection.onBrokerData(produceResponse(10));
+  const body = decodeResponse(answer.toClient[0]!, API_KEY.Produce, 9).body;
+  assert.ok(body.throttleTimeMs > 0, `throttle_time_ms ${body.throttleTimeMs}`);
+  assert.equal(body.responses[0]!.partitionResponses[0]!.baseOffset, 7n, 'the broker\'s answer otherwise as it was');
+  const produceRecord = audit.records.filter((r) => r.details?.['api'] === 'Produce').at(-1)!;
+  assert.deepEqual(signalsOf(produceRecord).map((s) => [s['signal'], s['measure'], s['observed'], s['threshold']]), [['orders-produce-volume', 'producedRecords', 3, 2]]);
+
+  const alter = (id: number, configs: string[]) => request(44, 1, id, {
+    resources: [{ resourceType: 2, resourceName: 'payments', configs: configs.map((name) => ({ name, configOperation: 0, value: '1' })) }], validateOnly: false,
+  });
+  c.connection.onClientData(alter(20, ['retention.ms', 'cleanup.policy']));
+  assert.equal(events.filter((e) => e.observation.rule === 'retention-changes').length, 0, 'one retention change so far');
+  c.connection.onClientData(alter(21, ['retention.bytes', 'retention.ms']));
+  const burst = events.filter((e) => e.observation.rule === 'retention-changes');
+  assert.deepEqual(burst.map((e) => [e.event, e.observation.effect, e.observation.observed, e.observation.threshold, e.observation.key]), [['breach', 'alert', 3, 2, { subject: 'admin' }]]);
 });
