@@ -16,6 +16,7 @@ export const END_MARKER = '<!-- config-reference:end -->';
 interface JsonSchema {
   type?: string | string[]; enum?: unknown[]; anyOf?: JsonSchema[]; oneOf?: JsonSchema[]; items?: JsonSchema; properties?: Record<string, JsonSchema>;
   required?: string[]; default?: unknown; description?: string; pattern?: string; format?: string; const?: unknown;
+  additionalProperties?: JsonSchema | boolean;
 }
 
 /** The variants of a list of tagged objects (`{type: file, …} | {type: kafka, …}`), each with its tag value. */
@@ -54,7 +55,8 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       continue;
     }
     const tagged = prop.type === 'array' ? taggedVariants(prop.items) : undefined;
-    const type = objectItems ? 'list of objects' : tagged ? `list of objects, by \`${tagged[0]!.tag}\`: ${tagged.map((t) => t.value).join(', ')}` : typeOf(prop);
+    const named = typeof prop.additionalProperties === 'object' && prop.additionalProperties.properties ? prop.additionalProperties : undefined;
+    const type = objectItems ? 'list of objects' : tagged ? `list of objects, by \`${tagged[0]!.tag}\`: ${tagged.map((t) => t.value).join(', ')}` : named ? 'map of name to object' : typeOf(prop);
     out.push(`| \`${name}\` | ${cell(type)} | ${required ? 'yes' : ''} | ${cell(fallback)} | ${cell(prop.description ?? '')} |`);
     if (objectItems) rows(objectItems, `${name}[].`, out);
     for (const variant of tagged ?? []) {
@@ -64,6 +66,9 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       rows({ ...variant.schema, properties: fields }, `${prefix}.`, out);
     }
     for (const variant of prop.anyOf ?? []) if (variant.properties) rows(variant, `${name}.`, out);
+    // A map keyed by names the operator chooses (`timeWindows.<name>`), and lists of alternative object shapes.
+    if (named) rows(named, `${name}.<name>.`, out);
+    if (prop.type === 'array' && tagged === undefined) for (const variant of prop.items?.anyOf ?? []) if (variant.properties) rows(variant, `${name}[].`, out);
   }
 }
 

@@ -58,7 +58,7 @@ function checkConfig(file: string, secrets = true) {
 function checkConfigWithHash(file: string, secrets = true) {
   const loaded = loadConfigFileWithHash(file);
   const { config } = loaded;
-  compilePolicy(config.rules);
+  compilePolicy(config.rules, { timeWindows: config.timeWindows });
   if (secrets) {
     loadUpstreamCredentials(config.http.upstreamCredentials);
     loadMaskContext(config.masking);

@@ -11,6 +11,10 @@
  * next request is decided by the new policy). Listener addresses and gRPC limits need a restart, and so does a
  * changed `audit` section: the sinks live as long as the process (audit/pipeline.ts says why), and a reload that
  * changes them keeps the running ones and says a restart is needed.
+ *
+ * Signal state (counters, baselines, flagged sessions, payload digests) is not part of `Live`: one `SignalEngine`
+ * lives as long as the process and is handed each new config's signal rules, keeping the state of the rules that
+ * keep their name and state shape (src/signals/engine.ts), so a reload does not reset what the signals learned.
  */
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -41,6 +45,12 @@ import { createHealthService } from './admin/grpc-health.ts';
 import { createApprovalsRuntime } from './approvals/runtime.ts';
 import { API_PREFIX, createApprovalsApi } from './approvals/api.ts';
 import type { ApprovalService } from './approvals/service.ts';
+import { SignalEngine, type SignalEvent } from './signals/engine.ts';
+import { observationDetails, type ApprovalHook } from './signals/outcome.ts';
+import { createAlertWebhook, type AlertWebhook } from './signals/webhook.ts';
+import { createKafkaSignals } from './kafka/signals.ts';
+import { createHttpSignals } from './http/signals.ts';
+import type { AuditRecord } from './audit/record.ts';
 
 export interface RunningServer {
   /** What the gRPC listener is bound to: `127.0.0.1:<port>` or `unix:/path`. */
@@ -70,6 +80,13 @@ export interface ServerOptions {
   readonly audit?: AuditSink;
   /** Hash of the config file, shown in `tollgate_config_info{hash}`. */
   readonly configHash?: string;
+  /** Epoch milliseconds for time windows and signals; `Date.now` by default (tests inject a clock). */
+  readonly clock?: () => number;
+  /**
+   * What a signal with effect `approve` turns into (src/signals/outcome.ts `ApprovalHook`); by default the request
+   * is denied with a reason saying an approval is needed. The approvals subsystem plugs in here.
+   */
+  readonly approve?: ApprovalHook;
 }
 
 /** What one config decides per request: swapped whole on reload. */
@@ -81,6 +98,8 @@ interface Live {
   readonly maskContext: MaskContext;
   readonly identities: Identities;
   readonly kafkaSettings: KafkaConnectionSettings;
+  /** Where signal records are POSTed (`signals.alerts.webhook`), if anywhere. */
+  readonly alerts: AlertWebhook | undefined;
 }
 
 /** Settings read once at start: a reload that changes them is told to restart. */
@@ -109,6 +128,21 @@ export function bufferedStdout(): DestinationStream {
   return pino.destination({ dest: 1, sync: false });
 }
 
+/** The audit record of signal news: the numbers in `details`, the sentence in `reason`. */
+function signalRecord(event: SignalEvent, now: number): AuditRecord {
+  const o = event.observation;
+  return {
+    time: new Date(now).toISOString(),
+    path: event.path,
+    event: `${event.path}.signal.${event.event}`,
+    ...(event.principal !== undefined && { principal: event.principal }),
+    rule: o.rule,
+    reason: o.reason,
+    ...(event.connection !== undefined && { connection: event.connection }),
+    details: { ...observationDetails(o), ...event.details },
+  };
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
   return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) };
@@ -130,6 +164,22 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   if (pipeline !== undefined) metrics.observeAudit(() => pipeline.reports());
   let adminBaseUrl = `http://${config.server.admin.address}`;
   const approvals = createApprovalsRuntime({ audit, logger, defaultBaseUrl: () => adminBaseUrl });
+  const clock = options.clock ?? Date.now;
+  // Outlives reloads (see the module comment); its records go to the audit sink and the webhook of the config in force.
+  const signals = new SignalEngine({
+    now: clock,
+    onEvent: (event) => {
+      const record = signalRecord(event, clock());
+      audit.write(record);
+      live.alerts?.send(record);
+      const o = event.observation;
+      metrics.signalEvents.inc({ signal: o.rule, event: event.event, effect: o.effect, shadow: String(o.shadow) });
+    },
+    onObservation: (o) => metrics.signalObservations.inc({ signal: o.rule, effect: o.effect, shadow: String(o.shadow) }),
+  });
+  metrics.setSignalKeySource(() => signals.keyCounts());
+  const kafkaSignals = createKafkaSignals(signals, options.approve);
+  const httpSignals = createHttpSignals(signals, options.approve);
 
   const newIdentities = (c: Config) => loadIdentities(c.identity, {
     logger,
@@ -140,7 +190,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
    * are kept when their config is unchanged, so a rule edit does not refetch every JWKS.
    */
   const build = (c: Config, previous: Live | undefined): Live => {
-    const policy = compilePolicy(c.rules);
+    const policy = compilePolicy(c.rules, { timeWindows: c.timeWindows, now: clock, flaggedBy: (principal) => signals.flaggedBy(principal) });
     const credentials = loadUpstreamCredentials(c.http.upstreamCredentials);
     const classify = createHttpClassifier(c.http.kubernetes, c.http.kafkaRest);
     const maskContext = loadMaskContext(c.masking);
@@ -168,10 +218,22 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         mayCapture: (principal) => live.policy.mayCaptureKafka(principal),
         context: maskContext,
       },
+      signals: kafkaSignals,
     });
-    return { config: c, policy, credentials, classify, maskContext, identities, kafkaSettings };
+    const webhook = c.signals.alerts.webhook;
+    const sameWebhook = previous !== undefined && JSON.stringify(previous.config.signals.alerts) === JSON.stringify(c.signals.alerts);
+    const alerts = sameWebhook ? previous.alerts : webhook === undefined ? undefined : createAlertWebhook({
+      url: webhook.url, timeoutMs: webhook.timeout, maxQueue: webhook.maxQueue,
+      onResult: (result, detail) => {
+        metrics.signalAlerts.inc({ result });
+        if (result !== 'sent') logger.warn({ url: webhook.url, result, detail }, 'signal alert webhook');
+      },
+    });
+    return { config: c, policy, credentials, classify, maskContext, identities, kafkaSettings, alerts };
   };
   let live: Live = build(config, undefined);
+  const signalSettings = (c: Config) => ({ maxKeys: c.signals.maxKeys, maxThrottleMs: c.signals.maxThrottle });
+  signals.update(live.policy.signals, signalSettings(config));
   let configHash = options.configHash ?? '';
   if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
 
@@ -185,6 +247,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       const service = approvals.current();
       return service === undefined ? undefined : { service, maxHoldMs: live.config.approvals.maxHold };
     },
+    signals: () => httpSignals,
     audit,
     logger,
     hooks: {
@@ -308,6 +371,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const built = build(next, previous);
     live = built;
     approvals.ensure(next);
+    signals.update(built.policy.signals, signalSettings(next));
     logger.level = next.server.logLevel;
     if (built.identities !== previous.identities) {
       // Connections that authenticated with the old providers keep them (their verifiers still work); only the

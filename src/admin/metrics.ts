@@ -98,6 +98,16 @@ export function createMetrics() {
     });
     return gauge;
   };
+  let signalKeySource: () => ReadonlyArray<{ readonly rule: string; readonly keys: number }> = () => [];
+  const signalKeys: Gauge<'signal'> = new Gauge({
+    name: 'tollgate_signal_keys', help: 'Keys (principal × resource, subjects, addresses, payload digests) a signal rule keeps state for.',
+    labelNames: ['signal'] as const, ...reg,
+    collect: () => {
+      // Read at scrape time; rules removed by a reload disappear.
+      signalKeys.reset();
+      for (const { rule, keys } of signalKeySource()) signalKeys.set({ signal: rule }, keys);
+    },
+  });
   return {
     registry,
     decisions,
@@ -124,6 +134,23 @@ export function createMetrics() {
     kafkaFrames,
     /** Hot-path frame counts: reach `kafkaFrames` at the next scrape. */
     pendingKafkaFrames,
+    signalObservations: new Counter({
+      name: 'tollgate_signal_observations_total', help: 'Requests (and authentications, produced records) an insider-threat signal acted on or would have (shadow), by signal rule, effect and shadow.',
+      labelNames: ['signal', 'effect', 'shadow'] as const, ...reg,
+    }),
+    signalEvents: new Counter({
+      name: 'tollgate_signal_events_total', help: 'Signal news written as audit records and sent to the alert webhook: breach, escalation, flagged, failures, replay; by signal rule, effect and shadow.',
+      labelNames: ['signal', 'event', 'effect', 'shadow'] as const, ...reg,
+    }),
+    signalKeys,
+    /** Where `tollgate_signal_keys` reads its values at each scrape (the signal engine of the server). */
+    setSignalKeySource(source: () => ReadonlyArray<{ readonly rule: string; readonly keys: number }>) {
+      signalKeySource = source;
+    },
+    signalAlerts: new Counter({
+      name: 'tollgate_signal_alerts_total', help: 'Signal records POSTed to the alert webhook, by result: sent, failed, dropped (queue full).',
+      labelNames: ['result'] as const, ...reg,
+    }),
     configReloads: new Counter({
       name: 'tollgate_config_reloads_total', help: 'Config reloads (SIGHUP or file change), by result: success, or failure (the running config kept).',
       labelNames: ['result'] as const, ...reg,

@@ -9,6 +9,7 @@ import { DETECTOR_NAMES } from '../masking/detectors.ts';
 import { compileJsonPath } from '../masking/json-path.ts';
 import { parseStrategy } from '../masking/strategies.ts';
 import { AUTH_METHODS } from '../core/principal.ts';
+import { flaggedCondition, refineSignalReferences, refineSignalRule, signalSpec, signalsSettings, timeCondition, timeWindowsSchema } from './signals-schema.ts';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
@@ -194,6 +195,8 @@ const ruleMatch = z.object({
   }).strict().optional().meta({ description: 'Matches requests to a Kubernetes API server (hosts in `http.kubernetes.hosts`). Conditions use the attributes the API server derives from the URL.' }),
   body: z.record(z.string().refine((p) => { try { compileJsonPath(p); return true; } catch { return false; } }, 'expected a JSON path'), fieldCondition)
     .optional().meta({ description: 'HTTP deny rules only: JSON path → condition on the request body (JSON, or YAML for server-side apply; a JSON Patch is read as the values it sets). The rule matches when any condition holds, e.g. `"$..securityContext.privileged": {equals: true}` or `"$..hostPath": {exists: true}`. The body is read by ext_proc (Envoy buffers it, bounded by its buffer limit); a body that cannot be read is denied when such a rule could apply.' }),
+  time: timeCondition.optional(),
+  flagged: flaggedCondition.optional(),
 }).strict();
 
 const strategy = z.string().refine((s) => { try { parseStrategy(s); return true; } catch { return false; } },
@@ -278,14 +281,16 @@ const rule = z.object({
   approval: approvalSpec.optional().meta({ description: 'With `effect: approve`: who approves, how many, hold or ticket, and the grant an approval gives.' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
   reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
+  signal: signalSpec.optional().meta({ description: 'Insider-threat signal: what the match selects is measured per key (volume), or watched (failed authentications, replayed records); when the signal fires, its `effect` applies and an audit record with the observed value and the threshold is written. With `shadow: true` the effect is only audited.' }),
   capture: captureSpec.optional().meta({ description: 'Kafka session capture: the audit record of each Produce and Fetch the match selects (by principal, topic and operation produce/consume) carries its records (`details.capture`) with their offsets: of a Produce, the records sent to the broker with the offsets it assigned; of a Fetch, the records as served to the client (after masking). Every matching capture rule applies. Control batches are not captured.' }),
   shadow: z.boolean().default(false)
     .meta({ description: 'Shadow mode: the rule is evaluated and its would-be outcome audited (`shadow` in the audit record), but it does not act: an access rule does not decide (the next rule does), a masking rule does not mask, a reject rule does not refuse. For tuning a rule on live traffic before enforcing it.' }),
 }).strict().superRefine((r, ctx) => {
-  const kinds = [r.effect, r.mask, r.reject, r.capture].filter((k) => k !== undefined).length;
+  const kinds = [r.effect, r.mask, r.reject, r.capture, r.signal].filter((k) => k !== undefined).length;
   if (kinds !== 1) {
-    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule), `reject` (a publish inspection rule) or `capture` (a session capture rule)' });
+    ctx.addIssue({ code: 'custom', path: ['effect'], message: 'expected exactly one of `effect` (an access rule), `mask` (a masking rule), `reject` (a publish inspection rule), `capture` (a session capture rule) or `signal` (an insider-threat signal)' });
   }
+  refineSignalRule(r, ctx);
   if (r.capture !== undefined && r.match.http !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['match', 'http'], message: 'expected no `http` condition in a capture rule: capture applies to Kafka produce and consume' });
   }
@@ -502,6 +507,8 @@ export const configSchema = z.object({
     sinks: z.array(auditSink).min(1).default([{ type: 'stdout' }])
       .meta({ description: 'Where every audit record goes: every sink gets every record. Default: stdout only. A change takes effect at the next restart (a reload keeps the sinks running).' }),
   }).strict().prefault({}).meta({ description: 'Audit records of every decision and exchange (docs/audit.md).' }),
+  timeWindows: timeWindowsSchema,
+  signals: signalsSettings,
   quickstart: quickstart.optional(),
   rules: z.array(rule).default([]).meta({ description: 'Access rules, in order: the first that matches decides; none matching denies.' }),
 }).strict().superRefine((config, ctx) => {
@@ -512,6 +519,7 @@ export const configSchema = z.object({
       ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `expected a unique rule name; "${r.name}" is also rules[${first}]` });
     } else seen.set(r.name, i);
   });
+  refineSignalReferences(config, ctx);
   const nodes = new Set<number>();
   config.kafka.brokers.forEach((b, i) => {
     if (nodes.has(b.nodeId)) ctx.addIssue({ code: 'custom', path: ['kafka', 'brokers', i, 'nodeId'], message: `expected each node id once; ${b.nodeId} is repeated` });
@@ -573,6 +581,9 @@ export type ApprovalSpecConfig = NonNullable<RuleConfig['approval']>;
 export type ApprovalsConfig = Config['approvals'];
 export type PostgresStoreConfig = NonNullable<Config['approvals']['store']['postgres']>;
 export type ApprovalsWebhookConfig = NonNullable<Config['approvals']['webhook']>;
+export type SignalRuleSpecConfig = NonNullable<RuleConfig['signal']>;
+export type TimeWindowConfigs = Config['timeWindows'];
+export type SignalsConfig = Config['signals'];
 export type OidcIssuerConfig = Config['identity']['oidc'][number];
 export type KubernetesIdentityConfig = NonNullable<Config['identity']['kubernetes']>;
 export type ApiKeyConfig = Config['identity']['apiKeys'][number];

@@ -27,6 +27,8 @@ import type { UpstreamCredential } from './credentials.ts';
 import { MtlsError, type MtlsIdentities } from '../identity/mtls.ts';
 import type { Credentials } from '../identity/caller.ts';
 import { settleApproval, type ApprovalNote, type HttpApprovals } from './approval.ts';
+import { observationDetails } from '../signals/outcome.ts';
+import { retryAfterSeconds, type HttpSignals, type HttpSignalVerdict } from './signals.ts';
 
 /** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
 export interface CheckRequestLike {
@@ -57,8 +59,8 @@ export interface AuthenticationFailure { code: string; message: string }
 export type Authenticate = (credentials: Credentials) => Promise<Principal>;
 
 export interface AuthzHooks {
-  /** Network (connection) checks report `allow` or `unauthenticated`, with no rule. */
-  onDecision?(effect: 'allow' | 'deny' | 'unauthenticated', rule: string | null, seconds: number): void;
+  /** Network (connection) checks report `allow` or `unauthenticated`, with no rule; `throttle`: a signal's 429. */
+  onDecision?(effect: 'allow' | 'deny' | 'unauthenticated' | 'throttle', rule: string | null, seconds: number): void;
 }
 
 export interface AuthzDeps {
@@ -74,6 +76,8 @@ export interface AuthzDeps {
   readonly classify?: () => HttpClassifier;
   /** Just-in-time approval; absent (or returning undefined): what an `approve` rule demands approval for is refused. */
   readonly approvals?: () => HttpApprovals | undefined;
+  /** Insider-threat signals (volume per principal and route, failed authentications); absent: none. */
+  readonly signals?: () => HttpSignals | undefined;
 }
 
 // gRPC status codes Envoy reads in CheckResponse.status: OK lets the request through, anything else denies.
@@ -81,6 +85,7 @@ const GRPC_OK = 0;
 const GRPC_UNAUTHENTICATED = 16;
 const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAVAILABLE = 14;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 
 export const SUBJECT_HEADER = 'x-tollgate-subject';
 export const GROUPS_HEADER = 'x-tollgate-groups';
@@ -180,6 +185,18 @@ function auditPathOf(action: HttpRequestAction): { path: AuditPath; events: stri
   if (action.kafkaRest !== undefined) return { path: 'kafka', events: 'kafka.rest' };
   const path: AuditPath = action.kubernetes !== undefined ? 'kubernetes' : 'http';
   return { path, events: path };
+}
+
+/** A 429 in the caller's protocol, with Retry-After: a signal throttles the caller. */
+function tooManyRequests(action: HttpRequestAction, reason: string, rule: string, throttleMs: number): CheckResponseLike {
+  const seconds = retryAfterSeconds(throttleMs);
+  const body = action.kubernetes !== undefined ? kubeStatus(429, 'TooManyRequests', `Too many requests, please try again later: ${reason}`, { retryAfterSeconds: seconds })
+    : action.kafkaRest !== undefined ? restProxyError(429, denialMessage(reason, rule))
+      : { error: 'too_many_requests', reason, rule, retryAfterSeconds: seconds };
+  return {
+    status: { code: GRPC_RESOURCE_EXHAUSTED, message: 'too many requests' },
+    denied_response: { status: { code: 429 }, headers: [set('content-type', 'application/json'), set('retry-after', String(seconds))], body: JSON.stringify(body) },
+  };
 }
 
 /** The body of a 401 in the caller's protocol. */
@@ -299,7 +316,9 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
       const failure = err as Partial<AuthenticationFailure>;
       const code = failure.code ?? 'authentication_failed';
       const reason = failure.message ?? 'authentication failed';
-      audit.write({ ...base, event: `${events}.authz.unauthenticated`, reason, details: { ...details, code } });
+      // Counted per claimed subject and client address: a success after enough failures flags the subject.
+      const failures = code === 'token_missing' ? {} : deps.signals?.()?.authenticationFailed(authorization, connection['sourceAddress'] as string | undefined, action.kubernetes === undefined ? 'http' : 'kubernetes') ?? {};
+      audit.write({ ...base, event: `${events}.authz.unauthenticated`, reason, details: { ...details, code, ...(Object.keys(failures).length > 0 && { failedAuthentications: failures }) } });
       hooks?.onDecision?.('unauthenticated', null, elapsed());
       logger.debug({ ...details, code }, 'ext_authz: unauthenticated');
       // invalid_token only when a token in the Authorization header was what failed (RFC 6750 §3.1), not an API
@@ -311,6 +330,8 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
       return jsonDenial(GRPC_UNAUTHENTICATED, 401, unauthenticatedBody(action, reason), [set('www-authenticate', challenge)]);
     }
 
+    const signals = deps.signals?.();
+    const flagged = signals?.authenticated(principal, connection['sourceAddress'] as string | undefined, action.kubernetes === undefined ? 'http' : 'kubernetes') ?? [];
     const policy = deps.policy();
     let decision: Decision = decideRequest(policy, principal, action);
     let approval: ApprovalNote | undefined;
@@ -339,21 +360,34 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
         }
       }
     }
-    const shadowMasks = decision.effect === 'allow' && action.kafkaRest === undefined ? policy.shadowMasks(principal, action) : [];
+    // Signals judge what the policy allows: held back (deny, approve), throttled (429), or counted and let through.
+    let verdict: HttpSignalVerdict | undefined;
+    if (decision.effect === 'allow' && signals !== undefined) {
+      verdict = signals.judge(principal, action, connection);
+      if (verdict.decision !== undefined) decision = verdict.decision;
+    }
+    const throttle = decision.effect === 'allow' ? verdict?.throttle : undefined;
+    const observed = [...flagged, ...(verdict?.observations ?? [])];
+    const shadowMasks = decision.effect === 'allow' && throttle === undefined && action.kafkaRest === undefined ? policy.shadowMasks(principal, action) : [];
     audit.write({
       // An allow names no rule only for a REST Proxy request that asks nothing up front (its parts are judged later).
-      ...base, event: `${events}.authz.${decision.effect}`, principal, ...(decision.rule !== null || decision.effect === 'deny' ? { rule: decision.rule ?? 'default' } : {}), reason: decision.reason,
+      ...base, principal,
+      ...(throttle !== undefined
+        ? { event: `${events}.authz.throttle`, rule: throttle.rule, reason: throttle.reason }
+        : { event: `${events}.authz.${decision.effect}`, ...(decision.rule !== null || decision.effect === 'deny' ? { rule: decision.rule ?? 'default' } : {}), reason: decision.reason }),
       latencyMs: Math.round(elapsed() * 1e6) / 1e3,
       details: {
         ...details,
         ...(decision.shadow !== undefined ? { shadow: decision.shadow } : {}),
         ...(shadowMasks.length > 0 ? { shadowMasks } : {}),
         ...(approval !== undefined ? { approval: { ...(approval.id !== undefined && { id: approval.id }), state: approval.state, ...(approval.grant !== undefined && { grant: approval.grant }), ...(approval.heldMs !== undefined && { heldMs: approval.heldMs }) } } : {}),
+        ...(observed.length > 0 ? { signals: observed.map(observationDetails) } : {}),
       },
     });
-    hooks?.onDecision?.(decision.effect, decision.rule, elapsed());
+    hooks?.onDecision?.(throttle !== undefined ? 'throttle' : decision.effect, throttle?.rule ?? decision.rule, elapsed());
     logger.debug({ ...details, subject: principal.subject, effect: decision.effect, rule: decision.rule }, 'ext_authz decision');
     if (decision.effect === 'deny') return forbiddenResponse(action, principal, decision.reason, decision.rule, approval);
+    if (throttle !== undefined) return tooManyRequests(action, throttle.reason, throttle.rule, throttle.throttleMs ?? 1000);
 
     const remove = new Set<string>();
     // The caller's token is no credential upstream; identity headers a client sent itself are forgeries.

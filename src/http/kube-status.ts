@@ -7,7 +7,7 @@
  */
 import { qualifiedResource, type KubernetesRequest } from '../core/action.ts';
 
-export type StatusReason = 'Forbidden' | 'Unauthorized' | 'BadRequest' | 'RequestEntityTooLarge' | 'InternalError' | 'ServiceUnavailable';
+export type StatusReason = 'Forbidden' | 'Unauthorized' | 'BadRequest' | 'RequestEntityTooLarge' | 'InternalError' | 'ServiceUnavailable' | 'TooManyRequests';
 
 export interface KubeStatus {
   readonly kind: 'Status';
@@ -22,6 +22,8 @@ export interface KubeStatus {
     readonly kind?: string;
     /** StatusCause entries: machine-readable parts of the failure (tollgate: the approval's id and URL). */
     readonly causes?: ReadonlyArray<{ readonly reason?: string; readonly message?: string; readonly field?: string }>;
+    /** TooManyRequests: when to try again (also in Retry-After). */
+    readonly retryAfterSeconds?: number;
   };
   readonly code: number;
 }

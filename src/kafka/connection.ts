@@ -57,6 +57,8 @@ import { combineCaptures, type CapturePlan, type TopicCapture } from '../policy/
 import type { CaptureDetail } from './capture/collector.ts';
 import { FetchCapture } from './capture/fetch.ts';
 import { captureProduce, produceRecordsOf, type PendingProduceCapture, type ProduceRecords } from './capture/produce.ts';
+import { withThrottle, type KafkaSignals, type ReplayResult } from './signals.ts';
+import { observationDetails, throttleOf, type SignalObservation } from '../signals/outcome.ts';
 
 /** `request`: client→broker (Envoy's read direction); `response`: broker→client (write direction). */
 export type KafkaDirection = 'request' | 'response';
@@ -156,6 +158,8 @@ export interface KafkaConnectionOptions {
   readonly inspection?: KafkaInspection;
   /** Session capture of produced and fetched records into the audit records; absent: nothing is captured. */
   readonly capture?: KafkaCapture;
+  /** Insider-threat signals (volume, failed authentications, replay); absent: nothing is measured. */
+  readonly signals?: KafkaSignals;
   readonly audit: AuditSink;
   /** Envoy's connection facts (source address, connection id) for audit records. */
   readonly facts?: Readonly<Record<string, string | number>>;
@@ -216,6 +220,8 @@ interface AuditExtras {
   readonly capture?: CaptureDetail;
   /** Capture failed (an internal error): said in the record rather than left out silently. */
   readonly captureError?: string;
+  /** What signals observed of this request (held back, throttled, alerted, replayed records). */
+  readonly signals?: readonly SignalObservation[];
 }
 
 /** The capture of one topic and operation, combined once per principal; null: no capture rule applies. */
@@ -226,6 +232,10 @@ interface ClientRequest {
   readonly frame: Buffer;
   readonly decoded?: DecodedRequest;
   readonly produce?: ProduceRequestView;
+  /** Signal observations made while judging it (filled as it is judged and forwarded). */
+  readonly signals?: SignalObservation[];
+  /** Its records' replay check, to learn of the broker's acknowledgement. */
+  readonly replay?: ReplayResult;
 }
 
 class ConnectionClosed extends Error {
@@ -503,11 +513,15 @@ export class KafkaConnection {
     this.#prepared = undefined;
     // Decisions are counted once: those of a first pass that turns out to need approvals readied are not.
     let uncounted: Decision[] | undefined = prepared === undefined && this.#options.approvals !== undefined ? [] : undefined;
+    const signals = this.#options.signals;
+    const seen: SignalObservation[] = [];
     const decide: Decide = (action) => {
       let decision = this.#options.decide(auth.principal, action, prepared?.view);
       if (prepared?.error !== undefined && decision.approval !== undefined) {
         decision = { ...decision, reason: `${decision.reason}: approvals could not be checked (${prepared.error})` };
       }
+      // A signal holding the key back (deny, approve) turns an allow into its own decision.
+      if (signals !== undefined && decision.effect === 'allow') decision = signals.gate(auth.principal, action, seen) ?? decision;
       if (uncounted !== undefined) uncounted.push(decision);
       else this.#options.onDecision?.(decision);
       return decision;
@@ -536,7 +550,7 @@ export class KafkaConnection {
         });
         if (allowed !== undefined) {
           counted();
-          this.#forwardProduce(frame, header, undefined, allowed, { frame, produce: view }, auth.principal);
+          this.#forwardProduce(frame, header, undefined, allowed, { frame, produce: view, signals: seen }, auth.principal);
           return;
         }
         asked = judged;
@@ -560,23 +574,23 @@ export class KafkaConnection {
     if (plan.kind === 'forward' || plan.kind === 'split') this.#relyOnGrants(plan.decisions);
     switch (plan.kind) {
       case 'forward':
-        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(frame, header, plan.filterResponse, plan.decisions, { frame, decoded }, auth.principal);
-        else this.#forward(frame, header, plan.filterResponse, plan.decisions, { frame, decoded });
+        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(frame, header, plan.filterResponse, plan.decisions, { frame, decoded, signals: seen }, auth.principal);
+        else this.#forward(frame, header, plan.filterResponse, plan.decisions, { frame, decoded, signals: seen });
         return;
       case 'split':
-        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded }, auth.principal);
-        else this.#forward(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded });
+        if (header.apiKey === API_KEY.Produce) this.#forwardProduce(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded, signals: seen }, auth.principal);
+        else this.#forward(plan.request, header, plan.completeResponse, plan.decisions, { frame, decoded, signals: seen });
         return;
       case 'answer':
         this.#answer(header, plan.response);
-        this.#auditRequest(header, { frame, decoded }, plan.decisions, 'denied', undefined, undefined);
+        this.#auditRequest(header, { frame, decoded, signals: seen }, plan.decisions, 'denied', undefined, undefined);
         return;
       case 'refuse': {
         const denied = plan.decisions.find((d) => d.decision.effect === 'deny');
         throw new ConnectionClosed({
           event: 'kafka.request.refused',
           reason: plan.reason,
-          details: { ...this.#requestDetails(header), decisions: decisionDetails(plan.decisions) },
+          details: { ...this.#requestDetails(header), decisions: decisionDetails(plan.decisions), ...(seen.length > 0 && { signals: seen.map(observationDetails) }) },
           ...(denied?.decision.rule != null && { rule: denied.decision.rule }),
         });
       }
@@ -640,17 +654,28 @@ export class KafkaConnection {
    * POLICY_VIOLATION; when none is left the request is answered here. acks=0 has no answer to carry the refusal:
    * the connection is closed, as the broker does for an invalid record without acks.
    */
-  #forwardProduce(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], original: ClientRequest, principal: Principal): void {
+  #forwardProduce(frame: Buffer, header: RequestHeader, transform: ResponseTransform | undefined, decisions: readonly ResourceDecision[], clientRequest: ClientRequest, principal: Principal): void {
     const inspection = this.#options.inspection;
-    if (inspection === undefined || !inspection.mayInspect(principal)) {
-      this.#forward(frame, header, transform, decisions, original);
+    const inspects = inspection !== undefined && inspection.mayInspect(principal);
+    const signals = this.#options.signals;
+    const replays = signals !== undefined && signals.checksReplay(principal);
+    if (!inspects && !replays) {
+      this.#forward(frame, header, transform, decisions, clientRequest);
       return;
     }
-    const request = frame === original.frame && original.decoded !== undefined ? original.decoded : decodeRequest(frame);
+    const request = frame === clientRequest.frame && clientRequest.decoded !== undefined ? clientRequest.decoded : decodeRequest(frame);
     const body = request.body as ProduceRequest;
-    const found = inspectProduce(body, (topic) => inspection.plansFor(principal, topic));
+    const found = inspects ? inspectProduce(body, (topic) => inspection.plansFor(principal, topic)) : [];
+    let original = clientRequest;
+    if (replays) {
+      const replay = signals.replay(principal, body, this.#options.facts);
+      original.signals?.push(...replay.observations);
+      original = { ...clientRequest, replay };
+      // One refusal per partition: publish inspection's first, then replay's.
+      for (const r of replay.rejections) if (!found.some((f) => f.topic === r.topic && f.partition === r.partition && (f.shadow === true) === (r.shadow === true))) found.push(r);
+    }
     const rejections = found.filter((r) => r.shadow !== true);
-    const shadow = found.filter((r) => r.shadow === true);
+    const shadow = found.filter((r) => r.shadow === true && !rejections.some((e) => e.topic === r.topic && e.partition === r.partition));
     if (rejections.length === 0) {
       this.#forward(frame, header, transform, decisions, original, undefined, shadow);
       return;
@@ -663,7 +688,7 @@ export class KafkaConnection {
     const remaining = withoutRejected(body, rejections);
     if (remaining.topicData.length === 0) {
       this.#answer(header, complete(emptyProduceResponse(header.correlationId, header.apiVersion)));
-      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, { rejections, shadowRejected: shadow });
+      this.#auditRequest(header, original, decisions, 'denied', undefined, undefined, { rejections, shadowRejected: shadow, ...(original.signals !== undefined && { signals: original.signals }) });
       return;
     }
     this.#forward(encodeRequest(request.header, remaining), header, complete, decisions, original, rejections, shadow);
@@ -680,13 +705,16 @@ export class KafkaConnection {
     this.#toBroker.push(frame);
     this.#options.onFrame?.('request', header.apiKey);
     const produced = header.apiKey === API_KEY.Produce ? this.#produceCapture(frame, original) : undefined;
+    const signalled = this.#countForwarded(frame, header, decisions, original);
     // acks from the client's own frame: `header` describes it, not a re-encoded split (whose header bytes may differ).
     if (header.apiKey === API_KEY.Produce && readProduceAcks(original.frame, header) === 0) {
-      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, { ...(rejections !== undefined && { rejections }), shadowRejected, ...completeCapture(produced, undefined, header.apiVersion) });
+      original.replay?.acknowledge(undefined, header.apiVersion);
+      this.#auditRequest(header, original, decisions, outcome, undefined, undefined, { ...(rejections !== undefined && { rejections }), shadowRejected, ...completeCapture(produced, undefined, header.apiVersion), signals: signalled });
       return;
     }
     const sentAt = this.#now();
     const fetch = header.apiKey === API_KEY.Fetch ? this.#fetchProcessor() : undefined;
+    const countFetched = header.apiKey === API_KEY.Fetch ? this.#fetchCounter() : undefined;
     this.#sequencer.forwarded(request, (response) => {
       let out = transform === undefined ? response : transform(response);
       let extras: AuditExtras = { ...(rejections !== undefined && { rejections }), shadowRejected };
@@ -697,6 +725,12 @@ export class KafkaConnection {
       }
       // The broker's own answer: offsets of the partitions it wrote (the client's may add refusals it never saw).
       if (produced !== undefined) extras = { ...extras, ...completeCapture(produced, response, header.apiVersion) };
+      original.replay?.acknowledge(response, header.apiVersion);
+      // What was served counts (after masking); then the longest throttle any signal asks goes into the answer.
+      if (countFetched !== undefined) signalled.push(...countFetched(out, header.apiVersion));
+      const throttleMs = throttleOf(signalled);
+      if (throttleMs > 0) out = withThrottle(out, header.apiKey, header.apiVersion, throttleMs);
+      if (signalled.length > 0) extras = { ...extras, signals: signalled };
       if (carriesBrokerEndpoints(header.apiKey, header.apiVersion)) {
         const rewritten = rewriteBrokerEndpoints(out, header.apiKey, header.apiVersion, this.#options.routes);
         if (rewritten.kind === 'unknown_broker') {
@@ -712,6 +746,32 @@ export class KafkaConnection {
       this.#options.onFrame?.('response', header.apiKey);
       return out;
     });
+  }
+
+  /**
+   * Counts a request leaving for the broker with the signals (its allowed actions; for a Produce, the records sent)
+   * and returns every observation about it so far: those made while judging it, then those of counting it.
+   */
+  #countForwarded(frame: Buffer, header: RequestHeader, decisions: readonly ResourceDecision[], original: ClientRequest): SignalObservation[] {
+    const signalled = [...(original.signals ?? [])];
+    const signals = this.#options.signals;
+    const principal = this.principal;
+    if (signals === undefined || principal === undefined) return signalled;
+    const produce = header.apiKey !== API_KEY.Produce ? undefined : (): ProduceRecords => {
+      if (frame === original.frame && original.produce !== undefined) return original.produce;
+      if (frame === original.frame && original.decoded !== undefined) return produceRecordsOf(original.decoded.body as ProduceRequest);
+      return readProduceRequest(frame);
+    };
+    signalled.push(...signals.forwarded(principal, { apiKey: header.apiKey, decisions, decoded: original.decoded, produce }, this.#options.facts));
+    return signalled;
+  }
+
+  /** Counts a Fetch response as served, when a fetched-volume signal can apply to the principal; else undefined. */
+  #fetchCounter(): ((frame: Buffer, apiVersion: number) => SignalObservation[]) | undefined {
+    const signals = this.#options.signals;
+    const principal = this.principal;
+    if (signals === undefined || principal === undefined || !signals.countsFetches(principal)) return undefined;
+    return (frame, apiVersion) => signals.fetched(principal, frame, apiVersion, this.#options.facts);
   }
 
   /**
@@ -864,21 +924,23 @@ export class KafkaConnection {
     const fill = this.#sequencer.reserved({ apiKey: header.apiKey, apiVersion: header.apiVersion, correlationId: header.correlationId });
     this.#auth = auth.kind === 'authenticated' ? { ...auth, reauth: 'verifying' } : { kind: 'verifying' };
     this.#options.authenticate(token).then(
-      (principal) => this.#completeAsync(() => this.#onTokenVerified(header, fill, principal, reauth)),
-      (error: unknown) => this.#completeAsync(() => this.#failAuthentication(header, error instanceof Error ? error.message : String(error), fill)),
+      (principal) => this.#completeAsync(() => this.#onTokenVerified(header, fill, principal, reauth, token)),
+      (error: unknown) => this.#completeAsync(() => this.#failAuthentication(header, error instanceof Error ? error.message : String(error), fill, token)),
     );
   }
 
-  #onTokenVerified(header: RequestHeader, fill: (response: Buffer) => Buffer[], principal: Principal, reauth: boolean): void {
+  #onTokenVerified(header: RequestHeader, fill: (response: Buffer) => Buffer[], principal: Principal, reauth: boolean, token: string): void {
     const previous = this.#auth.kind === 'authenticated' ? this.#auth.principal : undefined;
     const now = this.#clock();
     if (reauth && previous !== undefined && (previous.subject !== principal.subject || previous.issuer !== principal.issuer)) {
-      this.#failAuthentication(header, `re-authentication must keep the principal: ${previous.subject} cannot become ${principal.subject}`, fill);
+      this.#failAuthentication(header, `re-authentication must keep the principal: ${previous.subject} cannot become ${principal.subject}`, fill, token);
     }
     const tokenEnd = principal.expiresAt === undefined ? Number.POSITIVE_INFINITY : principal.expiresAt * 1000;
     const sessionEnd = Math.min(tokenEnd, now + this.#options.maxSessionLifetimeMs);
     const lifetime = Math.floor(sessionEnd - now);
-    if (lifetime <= 0) this.#failAuthentication(header, 'the token has expired', fill);
+    if (lifetime <= 0) this.#failAuthentication(header, 'the token has expired', fill, token);
+    // Failed authentications before this success flag the session (signals); rules then see it (`match.flagged`).
+    const flagged = this.#options.signals?.authenticated(principal, this.#options.facts) ?? [];
     this.#auth = { kind: 'authenticated', principal, sessionEnd, reauth: 'idle' };
     // v0 has no session lifetime: such a client cannot re-authenticate, and its connection ends with the session.
     this.#fill(fill, header, this.#saslAuthenticateResponse(header, KafkaError.NONE, null, lifetime));
@@ -888,20 +950,25 @@ export class KafkaConnection {
       event: reauth ? 'kafka.sasl.reauthenticated' : 'kafka.sasl.authenticated',
       principal,
       ...(this.#options.facts !== undefined && { connection: this.#options.facts }),
-      details: { mechanism: OAUTHBEARER, clientId: header.clientId, sessionLifetimeMs: lifetime },
+      details: {
+        mechanism: OAUTHBEARER, clientId: header.clientId, sessionLifetimeMs: lifetime,
+        ...(flagged.length > 0 && { signals: flagged.map(observationDetails) }),
+      },
     });
     this.#options.logger.debug({ subject: principal.subject, sessionLifetimeMs: lifetime, reauth }, 'kafka client authenticated');
   }
 
   /** SASL_AUTHENTICATION_FAILED with the reason (at once, or into the reserved slot `fill`), then close. */
-  #failAuthentication(header: RequestHeader, message: string, fill: ((response: Buffer) => Buffer[]) | undefined): never {
+  #failAuthentication(header: RequestHeader, message: string, fill: ((response: Buffer) => Buffer[]) | undefined, token?: string): never {
     const response = this.#saslAuthenticateResponse(header, KafkaError.SASL_AUTHENTICATION_FAILED, `Authentication failed: ${message}`, 0);
     if (fill === undefined) this.#answer(header, response);
     else this.#fill(fill, header, response);
+    // Counted per claimed subject and source address; the counts go into the failure's audit record.
+    const counts = this.#options.signals?.authenticationFailed(token, this.#options.facts) ?? {};
     throw new ConnectionClosed({
       event: 'kafka.sasl.authentication_failed',
       reason: `SASL OAUTHBEARER authentication failed: ${message}`,
-      details: { mechanism: OAUTHBEARER, clientId: header.clientId },
+      details: { mechanism: OAUTHBEARER, clientId: header.clientId, ...(Object.keys(counts).length > 0 && { failedAuthentications: counts }) },
     });
   }
 
@@ -1057,6 +1124,7 @@ export class KafkaConnection {
     extras: AuditExtras = {},
   ): void {
     const { masking, rejections, shadowRejected, capture, captureError } = extras;
+    const signals = extras.signals ?? original.signals;
     const principal = this.principal;
     const denied = decisions.find((d) => d.decision.effect === 'deny');
     const approval = decisions.map((d) => approvalDetail(d.decision)).find((a) => a !== undefined);
@@ -1091,6 +1159,7 @@ export class KafkaConnection {
         }),
         ...(capture !== undefined && { capture }),
         ...(captureError !== undefined && { capture: { error: captureError } }),
+        ...(signals !== undefined && signals.length > 0 && { signals: signals.map(observationDetails) }),
       },
     };
     this.#options.audit.write(record);

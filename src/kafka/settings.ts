@@ -13,6 +13,7 @@ import { memoizedScramKeys } from './sasl/scram.ts';
 import type { KafkaConnectionSettings } from './service.ts';
 import type { KafkaApprovals, KafkaCapture, KafkaInspection, KafkaMasking } from './connection.ts';
 import type { ApprovalView } from '../policy/engine.ts';
+import type { KafkaSignals } from './signals.ts';
 
 export interface KafkaSettingsInput {
   readonly authenticate: (token: string) => Promise<Principal>;
@@ -25,6 +26,8 @@ export interface KafkaSettingsInput {
   readonly inspection?: KafkaInspection;
   /** Session capture of produced and fetched records; absent: nothing is captured. */
   readonly capture?: KafkaCapture;
+  /** Insider-threat signals; absent: nothing is measured. */
+  readonly signals?: KafkaSignals;
 }
 
 export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput): KafkaConnectionSettings {
@@ -39,6 +42,7 @@ export function loadKafkaSettings(config: KafkaConfig, input: KafkaSettingsInput
     ...(input.masking !== undefined && { masking: input.masking }),
     ...(input.inspection !== undefined && { inspection: input.inspection }),
     ...(input.capture !== undefined && { capture: input.capture }),
+    ...(input.signals !== undefined && { signals: input.signals }),
     routes: new BrokerRoutes(config.brokers.map(({ nodeId, advertise }) => {
       const at = advertise.lastIndexOf(':');
       return { nodeId, host: advertise.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(advertise.slice(at + 1)) };

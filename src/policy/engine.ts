@@ -8,13 +8,14 @@ import type { Decision, GrantUse, ShadowOutcome } from '../core/decision.ts';
 import { grantScope, scopeKey, type ApprovalSpec } from '../core/approval.ts';
 import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
-import type { RuleConfig } from '../config/schema.ts';
+import type { RuleConfig, SignalRuleSpecConfig, TimeWindowConfigs } from '../config/schema.ts';
 import { compilePatterns, type Matcher } from './glob.ts';
 import { compileMaskPlan } from '../masking/mask.ts';
 import type { RuleMaskPlan } from '../masking/units.ts';
 import { compileRejectPlan, type RejectPlan } from './reject.ts';
 import { compileFieldConditions, firstHolding, type FieldCondition } from './conditions.ts';
 import { compileCapturePlan, type CapturePlan } from './capture.ts';
+import { compileTimeCondition, compileTimeWindows, type TimeWindow } from './time-windows.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -93,7 +94,39 @@ export interface PolicyEngine {
   captures(principal: Principal, action: Action): readonly CapturePlan[];
   /** False when no capture rule can apply to this principal's Kafka traffic: its records are not read for capture. */
   mayCaptureKafka(principal: Principal): boolean;
+  /** The signal rules (`signal`), compiled, in config order: src/signals/ measures and acts on them. */
+  readonly signals: readonly SignalRule[];
   readonly ruleNames: readonly string[];
+}
+
+/** A rule with `signal`: its match compiled, its spec as configured. */
+export interface SignalRule {
+  readonly name: string;
+  readonly spec: SignalRuleSpecConfig;
+  readonly shadow: boolean;
+  /** The whole match (principal, request, time, flagged), as for any rule. */
+  applies(principal: Principal, action: Action): boolean;
+  /** The principal conditions alone (subject, group, issuer, unless). */
+  appliesToPrincipal(principal: Principal): boolean;
+}
+
+/** What conditions beyond the principal and the action read: the clock, named windows, flagged sessions. */
+export interface PolicyOptions {
+  readonly timeWindows?: TimeWindowConfigs;
+  /** Epoch milliseconds of the request (`match.time`); `Date.now` by default. */
+  readonly now?: () => number;
+  /**
+   * The signal rules that flagged this principal's session (`match.flagged`), or undefined when none did. Without
+   * it, no session is flagged.
+   */
+  readonly flaggedBy?: (principal: Principal) => ReadonlySet<string> | undefined;
+}
+
+/** Conditions on the request's circumstances rather than its content: `match.time`, `match.flagged`. */
+interface Circumstances {
+  readonly windows: ReadonlyMap<string, TimeWindow>;
+  readonly now: () => number;
+  readonly flaggedBy: (principal: Principal) => ReadonlySet<string> | undefined;
 }
 
 const toList = <T extends string>(v: T | readonly T[] | undefined): readonly T[] | undefined =>
@@ -157,7 +190,26 @@ function kubernetesConditions(kube: NonNullable<RuleConfig['match']['kubernetes'
   return conds;
 }
 
-function compileCondition(rule: RuleConfig): Condition {
+function circumstanceConditions(match: RuleConfig['match'], circumstances: Circumstances): Condition[] {
+  const conds: Condition[] = [];
+  if (match.time !== undefined) {
+    const inTime = compileTimeCondition(match.time, circumstances.windows, circumstances.now);
+    conds.push(() => inTime());
+  }
+  const flagged = match.flagged;
+  if (flagged !== undefined) {
+    const { flaggedBy } = circumstances;
+    const wanted = flagged === true ? undefined : new Set(typeof flagged === 'string' ? [flagged] : flagged);
+    conds.push((p) => {
+      const by = flaggedBy(p);
+      if (by === undefined || by.size === 0) return false;
+      return wanted === undefined || [...by].some((rule) => wanted.has(rule));
+    });
+  }
+  return conds;
+}
+
+function compileCondition(rule: RuleConfig, circumstances: Circumstances): Condition {
   const conds = principalConditions(rule.match);
   const { http, kafka, kubernetes } = rule.match;
   if (kubernetes) conds.push(...kubernetesConditions(kubernetes));
@@ -196,6 +248,8 @@ function compileCondition(rule: RuleConfig): Condition {
       field(compilePatterns(kafka.transactionalId), (a) => (a.kind === 'kafka' ? a.transactionalId : undefined)),
     ]) if (c) conds.push(c);
   }
+  // Last: the clock and the session flags are read only for requests everything else matches.
+  conds.push(...circumstanceConditions(rule.match, circumstances));
   const matches = all(conds);
   const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
   return exempt ? (p, a) => matches(p, a) && !exempt(p, a) : matches;
@@ -236,14 +290,28 @@ function approvalDecision(denial: Decision, spec: ApprovalSpec, action: Action, 
   };
 }
 
-export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
+export function compilePolicy(rules: readonly RuleConfig[], options: PolicyOptions = {}): PolicyEngine {
+  const circumstances: Circumstances = {
+    windows: compileTimeWindows(options.timeWindows ?? {}),
+    now: options.now ?? Date.now,
+    flaggedBy: options.flaggedBy ?? (() => undefined),
+  };
   const access: AccessRule[] = [];
+  const signals: SignalRule[] = [];
   const masking: Array<MaskRule & { readonly shadow: boolean }> = [];
   const inspecting: Array<{ readonly applies: Condition; readonly plan: RejectPlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   const capturing: Array<{ readonly applies: Condition; readonly plan: CapturePlan; readonly mayApplyToKafka: (principal: Principal) => boolean }> = [];
   for (const rule of rules) {
-    const applies = compileCondition(rule);
-    if (rule.effect !== undefined) {
+    const applies = compileCondition(rule, circumstances);
+    if (rule.signal !== undefined) {
+      const who = all(principalConditions(rule.match));
+      const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
+      const anything = { kind: 'kafka', api: '', operation: 'consume' } as const;
+      signals.push({
+        name: rule.name, spec: rule.signal, shadow: rule.shadow, applies,
+        appliesToPrincipal: (p) => who(p, anything) && !(exempt?.(p, anything) ?? false),
+      });
+    } else if (rule.effect !== undefined) {
       const approval = rule.approval === undefined ? undefined : compileApproval(rule.approval);
       const reason = rule.description
         ?? (rule.effect === 'allow' ? `allowed by rule ${rule.name}` : rule.effect === 'approve' ? `approval required by rule ${rule.name}` : `denied by rule ${rule.name}`);
@@ -270,6 +338,7 @@ export function compilePolicy(rules: readonly RuleConfig[]): PolicyEngine {
   }
   return {
     ruleNames: rules.map((r) => r.name),
+    signals,
     decide(principal, action, approvals) {
       let shadow: ShadowOutcome[] | undefined;
       for (const r of access) {

@@ -1,0 +1,319 @@
+/**
+ * Insider-threat signals end to end: real clients → the real Envoy → tollgate (its own process) → a real Kafka
+ * broker and a real kube-apiserver, with the quickstart's rules plus signal rules and time windows:
+ * - a consumer over its fetch volume is throttled (Fetch responses carry throttle_time_ms, kafkajs waits them out,
+ *   its measured rate falls to the limit, nothing breaks), and once the breach lasts its Fetches are refused;
+ * - an admin API call outside the change window (the quickstart's rule; the window set to hold no part of today) is
+ *   refused, and passes once a reload puts now inside it (signal state survives that reload);
+ * - five failed SASL logins claiming a subject, then its success: the session is flagged, its DeleteTopics refused;
+ * - a replayed record (old timestamp, payload already produced) is refused;
+ * - a Kubernetes list storm gets 429 with Retry-After.
+ * `deny` stands in for `approve` where the issue asks for an approval: approvals come from another branch, and the
+ * `approve` outcome is covered at unit level (test/kafka/connection-signals.test.ts).
+ * Every signal decision is an audit record with the observed value and the threshold, and goes to the webhook.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import YAML from 'yaml';
+import kafkajs, { type Consumer } from 'kafkajs';
+import { startStack, type Stack } from '../../scripts/lib/stack.ts';
+import type { AuditRecord } from '../../src/audit/record.ts';
+import { connectTo, frameReader, authenticate, tamperSignature } from '../harness/kafka-client.ts';
+
+const ANALYST = { sub: 'alice', groups: ['analysts'] } as const;
+const ADMIN = { sub: 'root-admin', groups: ['platform-admins'] } as const;
+const VOLUME_TOPIC = 'signals-volume';
+const REPLAY_TOPIC = 'signals-replay';
+const DOOMED_TOPIC = 'signals-doomed';
+const LIMIT = 300_000;
+const WINDOW_MS = 5000;
+
+const { ConfigResourceTypes } = kafkajs;
+let stack: Stack;
+const alerts: AuditRecord[] = [];
+let alertServer: http.Server;
+
+const PAST_WINDOW = { timeZone: 'UTC', periods: [{ start: '2001-01-01T00:00:00Z', end: '2001-01-02T00:00:00Z' }] };
+
+const SIGNAL_RULES = [
+  {
+    name: 'analysts-fetch-volume', match: { group: 'analysts', kafka: { operation: 'consume', topic: VOLUME_TOPIC } },
+    signal: { volume: { measure: 'fetchedBytes', window: '5s', limit: LIMIT }, effect: 'throttle', escalate: { after: '12s', effect: 'deny' } },
+  },
+  { name: 'kafka-brute-force', signal: { authFailures: { threshold: 5, window: '10m', per: ['subject'] } } },
+  { name: 'no-replayed-records', match: { kafka: { topic: REPLAY_TOPIC } }, signal: { replay: { maxAge: '1h', duplicates: '10m' }, effect: 'deny' } },
+  { name: 'produce-bursts-shadow', match: { kafka: { operation: 'produce', topic: REPLAY_TOPIC } }, signal: { volume: { measure: 'producedRecords', window: '1m', limit: 0, per: ['subject'] }, effect: 'deny' }, shadow: true },
+  { name: 'kube-list-storm', match: { kubernetes: { verb: 'list' } }, signal: { volume: { measure: 'requests', window: '30s', limit: 10, per: ['subject'] }, effect: 'throttle' } },
+  { name: 'flagged-sessions-may-not-delete-topics', match: { kafka: { api: 'DeleteTopics' }, flagged: true }, effect: 'deny', description: 'a session after failed logins may not delete topics' },
+  { name: 'analysts-signal-topics', match: { group: 'analysts', kafka: { operation: ['consume', 'produce'], topic: 'signals-*' } }, effect: 'allow' },
+];
+
+before(async () => {
+  alertServer = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => { text += c.toString('utf8'); });
+    req.on('end', () => { alerts.push(JSON.parse(text) as AuditRecord); res.writeHead(204).end(); });
+  });
+  await new Promise<void>((resolve) => alertServer.listen(0, '127.0.0.1', resolve));
+  const webhook = `http://127.0.0.1:${(alertServer.address() as AddressInfo).port}/alerts`;
+  stack = await startStack({
+    kubernetes: true,
+    editConfig: (doc) => {
+      const d = doc as { rules: unknown[]; timeWindows: Record<string, unknown>; signals?: unknown };
+      // The quickstart's own change window and rule, with a window that holds no part of today: the test does not
+      // depend on the hour it runs at.
+      d.timeWindows['change-window'] = PAST_WINDOW;
+      d.signals = { alerts: { webhook: { url: webhook, timeout: '2s' } } };
+      d.rules = [...SIGNAL_RULES, ...d.rules];
+    },
+  });
+  await stack.kafka.createTopics([VOLUME_TOPIC, REPLAY_TOPIC, DOOMED_TOPIC]);
+});
+after(async () => {
+  await stack?.stop();
+  await new Promise<void>((resolve) => alertServer?.close(() => resolve()));
+});
+
+async function auditWhere(filter: (r: AuditRecord) => boolean, atLeast = 1, timeoutMs = 10_000): Promise<AuditRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  let found: AuditRecord[] = [];
+  while (Date.now() < deadline) {
+    found = stack.auditRecords().filter(filter);
+    if (found.length >= atLeast) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return found;
+}
+
+/** Whether the webhook received a record matching `filter` (within 10 s: it is sent after the audit record). */
+async function alerted(filter: (r: AuditRecord) => boolean): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (alerts.some(filter)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+const signalsOf = (r: AuditRecord) => (r.details?.['signals'] ?? []) as Array<Record<string, unknown>>;
+
+test('a consumer over its fetch volume is throttled (kafkajs backs off, its rate falls to the limit, nothing breaks), then refused', async (t) => {
+  const direct = stack.directKafka().producer();
+  await direct.connect();
+  const messages = Array.from({ length: 150 }, (_, i) => ({ key: `k${i}`, value: randomBytes(10_000) }));
+  // Batches of 50 KB: a broker always serves at least one whole batch, whatever the consumer's maxBytes.
+  for (let i = 0; i < messages.length; i += 5) await direct.send({ topic: VOLUME_TOPIC, messages: messages.slice(i, i + 5) });
+  await direct.disconnect();
+
+  const consumer: Consumer = stack.kafkaClient({ ...ANALYST, clientId: 'e2e-volume' }).consumer({
+    groupId: `analytics-signals-${Date.now()}`, maxBytesPerPartition: 50_000, maxBytes: 50_000, maxWaitTimeInMs: 500, retry: { retries: 0 },
+  });
+  const received: Array<{ at: number; bytes: number; offset: number }> = [];
+  const crashes: Error[] = [];
+  consumer.on(consumer.events.CRASH, (e) => { crashes.push(e.payload.error); });
+  await consumer.connect();
+  await consumer.subscribe({ topic: VOLUME_TOPIC, fromBeginning: true });
+  let escalation: AuditRecord[];
+  let denied: AuditRecord[];
+  try {
+    await consumer.run({ eachMessage: async ({ message }) => { received.push({ at: Date.now(), bytes: message.value!.length, offset: Number(message.offset) }); } });
+    escalation = await auditWhere((r) => r.event === 'kafka.signal.escalation' && r.rule === 'analysts-fetch-volume', 1, 60_000);
+    assert.equal(escalation.length, 1, 'the breach escalated');
+    denied = await auditWhere((r) => r.event === 'kafka.request.denied' && r.rule === 'analysts-fetch-volume', 1, 30_000);
+    assert.ok(denied.length >= 1, 'a Fetch after the escalation was refused');
+  } finally {
+    await consumer.disconnect();
+  }
+
+  // Nothing broke while throttled: the records arrived in order, none missing, until the refusal.
+  assert.ok(received.length > 30 && received.length < messages.length, `${received.length} of ${messages.length} records before the refusal`);
+  received.forEach((r, i) => assert.equal(r.offset, i, 'offsets contiguous'));
+  const beforeDeny = crashes.filter((e) => !/authoriz/i.test(`${e.message} ${(e as { type?: string }).type ?? ''}`));
+  assert.deepEqual(beforeDeny.map((e) => e.message), [], 'no error but the final refusal');
+
+  // The rate falls to the limit: over any stretch, what arrived stays under LIMIT per window plus one window's
+  // burst and one response (a slow machine only lowers it; an unthrottled consumer reads 1.5 MB within a second).
+  const t0 = received[0]!.at;
+  let total = 0;
+  for (const r of received) {
+    total += r.bytes;
+    const allowed = LIMIT * ((r.at - t0) / WINDOW_MS + 2) + 100_000;
+    assert.ok(total <= allowed, `${total} bytes within ${r.at - t0} ms, more than the ceiling ${Math.round(allowed)}`);
+  }
+  const elapsed = received.at(-1)!.at - t0;
+  t.diagnostic(`received ${total} bytes in ${elapsed} ms (${Math.round(total / (elapsed / 1000))} B/s; limit ${LIMIT / (WINDOW_MS / 1000)} B/s)`);
+
+  // The Fetch responses carried the throttle, with the numbers; kafkajs waited it out before its next Fetch.
+  const fetches = stack.auditRecords().filter((r) => r.event === 'kafka.request' && r.principal?.subject === 'alice' && r.details?.['api'] === 'Fetch');
+  const throttled = fetches.filter((r) => signalsOf(r).some((s) => s['effect'] === 'throttle'));
+  assert.ok(throttled.length >= 3, `${throttled.length} throttled Fetch responses`);
+  for (const r of throttled) {
+    const s = signalsOf(r).find((x) => x['effect'] === 'throttle')!;
+    assert.equal(s['signal'], 'analysts-fetch-volume');
+    assert.equal(s['threshold'], LIMIT);
+    assert.ok((s['observed'] as number) > LIMIT);
+    assert.ok((s['throttleMs'] as number) > 0);
+  }
+  let honoured = 0;
+  for (let i = 0; i + 1 < fetches.length; i++) {
+    const s = signalsOf(fetches[i]!).find((x) => x['effect'] === 'throttle');
+    if (s === undefined) continue;
+    const gap = Date.parse(fetches[i + 1]!.time) - Date.parse(fetches[i]!.time);
+    // The next Fetch's record is written when its answer leaves: at least the throttle after this one's.
+    assert.ok(gap >= (s['throttleMs'] as number) - 50, `the next Fetch came ${gap} ms after a ${s['throttleMs']} ms throttle`);
+    honoured++;
+  }
+  assert.ok(honoured >= 2);
+  // The signal records: breach then escalation, with the numbers, in the audit log and at the webhook.
+  const breach = stack.auditRecords().find((r) => r.event === 'kafka.signal.breach' && r.rule === 'analysts-fetch-volume');
+  assert.equal(breach?.details?.['effect'], 'throttle');
+  assert.equal(escalation[0]!.details?.['effect'], 'deny');
+  assert.equal(escalation[0]!.details?.['escalated'], true);
+  assert.match(denied[0]!.reason!, /fetchedBytes of alice on topic:signals-volume in the last 5s is .* over the limit 300 KB; denied until .* \(escalated: in breach for/);
+  assert.ok(await alerted((a) => a.event === 'kafka.signal.escalation' && a.rule === 'analysts-fetch-volume'), 'the escalation reached the webhook');
+  const metrics = await (await fetch(`${stack.adminUrl}/metrics`)).text();
+  assert.match(metrics, /tollgate_signal_observations_total\{signal="analysts-fetch-volume",effect="throttle",shadow="false"\} [1-9]/);
+  assert.match(metrics, /tollgate_signal_events_total\{signal="analysts-fetch-volume",event="escalation",effect="deny",shadow="false"\} 1/);
+  assert.match(metrics, /tollgate_signal_keys\{signal="analysts-fetch-volume"\} 1/);
+});
+
+test('an admin API call outside the change window is refused; once a reload puts now inside it, it passes (signal state kept)', async () => {
+  const admin = stack.kafkaClient({ ...ADMIN, clientId: 'e2e-window' }).admin({ retry: { retries: 0 } });
+  await admin.connect();
+  try {
+    const alter = () => admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: 'orders', configEntries: [{ name: 'retention.ms', value: '86400000' }] }] });
+    await assert.rejects(alter(), /authoriz/i);
+    const [record] = await auditWhere((r) => r.event === 'kafka.request.denied' && r.rule === 'config-changes-outside-the-change-window');
+    assert.equal(record?.reason, 'topic-config and ACL changes outside weekdays 08:00-18:00 UTC need an approval');
+
+    const doc = YAML.parse(fs.readFileSync(stack.tollgateConfigFile, 'utf8')) as { timeWindows: Record<string, unknown> };
+    const now = Date.now();
+    doc.timeWindows['change-window'] = { timeZone: 'UTC', periods: [{ start: new Date(now - 3_600_000).toISOString(), end: new Date(now + 3_600_000).toISOString() }] };
+    const tmp = `${stack.tollgateConfigFile}.swp`;
+    fs.writeFileSync(tmp, YAML.stringify(doc));
+    fs.renameSync(tmp, stack.tollgateConfigFile);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const metrics = await (await fetch(`${stack.adminUrl}/metrics`)).text();
+      if (/tollgate_config_reloads_total\{result="success"\} [1-9]/.test(metrics)) {
+        assert.match(metrics, /tollgate_signal_keys\{signal="analysts-fetch-volume"\} 1/, 'the reload kept what the signals learned');
+        break;
+      }
+      assert.ok(Date.now() < deadline, 'the edited config was reloaded');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await alter();
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: 'orders', configNames: ['retention.ms'] }] });
+    assert.equal(described.resources[0]!.configEntries[0]!.configValue, '86400000');
+  } finally {
+    await admin.disconnect();
+  }
+});
+
+test('five failed SASL logins claiming a subject, then its success: the session is flagged and its DeleteTopics refused', async () => {
+  const good = await stack.mintToken(ADMIN.sub, ADMIN.groups);
+  for (let i = 0; i < 5; i++) {
+    const socket = await connectTo(stack.kafkaBootstrap);
+    const reader = frameReader(socket);
+    await assert.rejects(authenticate(socket, reader, tamperSignature(good)), /SaslAuthenticate: error 58/);
+    socket.destroy();
+  }
+  const failures = await auditWhere((r) => r.event === 'kafka.sasl.authentication_failed' && (r.details?.['failedAuthentications'] as Record<string, { subject?: number }> | undefined)?.['kafka-brute-force']?.subject === 5);
+  assert.equal(failures.length, 1, 'each failure is audited with the reason and the count');
+  assert.match(failures[0]!.reason!, /SASL OAUTHBEARER authentication failed/);
+  const admin = stack.kafkaClient({ ...ADMIN, clientId: 'e2e-flagged' }).admin({ retry: { retries: 0 } });
+  await admin.connect();
+  try {
+    await assert.rejects(admin.deleteTopics({ topics: [DOOMED_TOPIC], timeout: 5000 }), /authoriz/i);
+  } finally {
+    await admin.disconnect();
+  }
+  const [flagged] = await auditWhere((r) => r.event === 'kafka.signal.flagged' && r.principal?.subject === ADMIN.sub);
+  assert.equal(flagged?.details?.['observed'], 5);
+  assert.equal(flagged?.details?.['threshold'], 5);
+  const [refusal] = await auditWhere((r) => r.event === 'kafka.request.denied' && r.rule === 'flagged-sessions-may-not-delete-topics');
+  assert.equal(refusal?.reason, 'a session after failed logins may not delete topics');
+  const direct = stack.directKafka().admin();
+  await direct.connect();
+  try {
+    assert.ok((await direct.listTopics()).includes(DOOMED_TOPIC), 'the topic is still there');
+  } finally {
+    await direct.disconnect();
+  }
+  assert.ok(await alerted((a) => a.event === 'kafka.signal.flagged'), 'the flag reached the webhook');
+});
+
+test('a replayed record is refused: an old timestamp, and a payload already produced; shadow rules only say what they would do', async () => {
+  const producer = stack.kafkaClient({ ...ANALYST, clientId: 'e2e-replay' }).producer({ retry: { retries: 0 } });
+  await producer.connect();
+  try {
+    // kafkajs speaks Produce v7: a refused partition is POLICY_VIOLATION there (INVALID_RECORD with the reason from v8).
+    const refusal = /do not satisfy the configured policy/;
+    await assert.rejects(producer.send({ topic: REPLAY_TOPIC, messages: [{ key: 'old', value: '{"amount":5}', timestamp: String(Date.now() - 86_400_000) }] }), refusal);
+    const event = `{"transfer":"${randomBytes(8).toString('hex')}","amount":10}`;
+    await producer.send({ topic: REPLAY_TOPIC, messages: [{ key: 'tx', value: event }] });
+    await assert.rejects(producer.send({ topic: REPLAY_TOPIC, messages: [{ key: 'tx', value: event }] }), refusal);
+  } finally {
+    await producer.disconnect();
+  }
+  const replays = await auditWhere((r) => r.event === 'kafka.signal.replay', 2);
+  assert.deepEqual(replays.map((r) => r.details?.['measure']), ['recordAgeMs', 'duplicatePayload']);
+  assert.ok((replays[0]!.details?.['observed'] as number) > 3_600_000);
+  const refused = await auditWhere((r) => r.event === 'kafka.request.denied' && r.details?.['api'] === 'Produce' && r.principal?.subject === 'alice', 2);
+  assert.equal(refused.length, 2);
+  assert.match(JSON.stringify(refused[1]!.details?.['rejected']), /repeats the key and value/);
+  // The shadow burst rule would have refused the second produce; it only said so.
+  const shadowed = stack.auditRecords().filter((r) => r.details?.['api'] === 'Produce' && signalsOf(r).some((s) => s['signal'] === 'produce-bursts-shadow' && s['shadow'] === true));
+  assert.ok(shadowed.length >= 1, 'a shadow observation in a Produce record');
+  const direct = stack.directKafka().consumer({ groupId: `direct-${Date.now()}` });
+  await direct.connect();
+  const values: string[] = [];
+  await direct.subscribe({ topic: REPLAY_TOPIC, fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => resolve(), 5000);
+    direct.run({ eachMessage: async ({ message }) => { values.push(message.value!.toString()); if (values.length >= 1) { clearTimeout(timer); setTimeout(resolve, 1000); } } }).catch(reject);
+  });
+  await direct.disconnect();
+  assert.equal(values.length, 1, `only the first transfer landed: ${values.join(' | ')}`);
+});
+
+function kubeGet(path: string, token: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const kube = stack.kubernetes!;
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${kube.url}${path}`, { ca: fs.readFileSync(kube.caFile), headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString('utf8'); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a Kubernetes list storm gets 429 TooManyRequests with Retry-After', async () => {
+  const token = await stack.mintToken('ci-bot', ['ci']);
+  const statuses: number[] = [];
+  let throttled: { status: number; headers: http.IncomingHttpHeaders; body: string } | undefined;
+  for (let i = 0; i < 12; i++) {
+    const res = await kubeGet('/api/v1/namespaces/demo/configmaps', token);
+    statuses.push(res.status);
+    if (res.status === 429) throttled ??= res;
+  }
+  assert.deepEqual(statuses.slice(0, 10), Array(10).fill(200), 'the first ten lists pass');
+  assert.deepEqual(statuses.slice(10), [429, 429]);
+  const retryAfter = Number(throttled!.headers['retry-after']);
+  assert.ok(retryAfter >= 1 && retryAfter <= 30, `Retry-After ${retryAfter}`);
+  const status = JSON.parse(throttled!.body) as { kind: string; reason: string; code: number; details: { retryAfterSeconds: number } };
+  assert.equal(status.kind, 'Status');
+  assert.equal(status.reason, 'TooManyRequests');
+  assert.equal(status.code, 429);
+  assert.equal(status.details.retryAfterSeconds, retryAfter);
+  assert.equal((await kubeGet('/api/v1/namespaces/demo/configmaps/app-settings', token)).status, 200, 'a get is no list');
+  const [record] = await auditWhere((r) => r.event === 'kubernetes.authz.throttle' && r.rule === 'kube-list-storm');
+  assert.deepEqual(signalsOf(record!).map((s) => [s['observed'], s['threshold']]), [[11, 10]]);
+  assert.ok(await alerted((a) => a.event === 'kubernetes.signal.breach'));
+});
