@@ -104,6 +104,7 @@ tollgate quickstart is up (state in ${path.relative(process.cwd(), STATE_FILE)})
   dev OIDC issuer      ${stack.issuer.issuer}   token endpoint ${stack.issuer.tokenEndpoint}
                        client_credentials clients (secret <id>-secret): ${clients}
   tollgate admin       ${stack.adminUrl}/readyz  /metrics
+  approver page        ${stack.adminUrl}/approvals   (sign in with an approver's token; or \`tollgate approvals\`)
 
 Try:
   export TOKEN=$(npm run -s tollgate -- token --sub alice --groups analysts)
@@ -150,7 +151,13 @@ ${kube === undefined ? '' : `
   ${relative(KUBECTL_BINARY)} get secrets -A                              # Forbidden: cluster-wide secret listing
   ${relative(KUBECTL_BINARY)} delete namespace demo                       # Forbidden: namespaces are never deleted
   ${relative(KUBECTL_BINARY)} get secrets -w                              # a watch, masked event by event
-`}${auditFile === undefined ? '' : `
+`}
+  # Just-in-time approval: DeleteTopics by anyone but platform-admins is answered POLICY_VIOLATION naming an
+  # approval id; a platform admin approves it (here or on the approver page), and the retry goes through.
+  export APPROVER_TOKEN=$(npm run -s tollgate -- token --sub pat --groups platform-admins)
+  npm run -s tollgate -- approvals list --token $APPROVER_TOKEN
+  npm run -s tollgate -- approvals approve <approval id> --token $APPROVER_TOKEN
+${auditFile === undefined ? '' : `
   # Audit: every decision above is a record in tollgate's log and in ${relative(auditFile)}, hash-chained.
   npm run -s tollgate -- audit verify ${relative(auditFile)}
   npm run -s tollgate -- audit replay --principal alice --since 15m --from ${relative(auditFile)}

@@ -112,8 +112,7 @@ const SCRIPT = `(() => {
   const token = () => sessionStorage.getItem(KEY);
   const auth = () => ({ authorization: 'Bearer ' + token() });
   async function load(note) {
-    status.textContent = note || '';
-    if (!token()) { login.hidden = false; signout.hidden = true; main.textContent = ''; $('who').textContent = ''; return; }
+    if (!token()) { login.hidden = false; signout.hidden = true; main.textContent = ''; $('who').textContent = ''; status.textContent = note || ''; return; }
     login.hidden = true; signout.hidden = false;
     const url = new URL(location.href);
     url.searchParams.set('part', 'main');
@@ -127,6 +126,8 @@ const SCRIPT = `(() => {
     $('who').textContent = res.headers.get('x-tollgate-viewer') ? 'signed in as ' + res.headers.get('x-tollgate-viewer') : '';
     // Rendered by tollgate with every value escaped; the page's policy runs no script in it.
     main.innerHTML = await res.text();
+    // The note last: once it shows, so does the state it reports.
+    status.textContent = note || '';
   }
   login.addEventListener('submit', (e) => {
     e.preventDefault();

@@ -84,6 +84,8 @@ test('the requester cannot approve their own request from the page; an approver 
     await approver.getByLabel('Reason (optional)').fill('scratch topic, cleanup');
     await approver.getByRole('button', { name: 'Approve' }).click();
     await approver.getByText('Approval recorded: approved.').waitFor();
+    // The page re-reads the request after the answer: wait for that rendering rather than race it.
+    await field(approver, 'state').getByText('approved', { exact: true }).waitFor();
     assert.equal(await field(approver, 'state').textContent(), 'approved');
     assert.match(await field(approver, 'decisions').textContent() ?? '', /approved by platform-admin at .*: scratch topic, cleanup/);
     assert.equal(await approver.getByRole('button', { name: 'Revoke grant' }).count(), 1, 'a live grant can be revoked from the page');

@@ -64,6 +64,7 @@ test('the state file names every address and process, on the documented ports', 
   for (const name of ['quickstart', 'tollgate', 'envoy', 'kafka']) assert.ok(isProcessAlive(state.pids[name]), `${name} runs`);
   const printed = fs.readFileSync(quickstart.logFile, 'utf8');
   assert.match(printed, /TOKEN=\$\(npm run -s tollgate -- token --sub alice --groups analysts\)/);
+  assert.match(printed, /approver page\s+http:\/\/127\.0\.0\.1:19901\/approvals/);
 });
 
 test('the issuer\'s discovery document names its token endpoint', async () => {
