@@ -163,7 +163,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const audit = options.audit ?? pipeline!;
   if (pipeline !== undefined) metrics.observeAudit(() => pipeline.reports());
   let adminBaseUrl = `http://${config.server.admin.address}`;
-  const approvals = createApprovalsRuntime({ audit, logger, defaultBaseUrl: () => adminBaseUrl });
+  const approvals = createApprovalsRuntime({
+    audit, logger, defaultBaseUrl: () => adminBaseUrl,
+    notify: (event) => metrics.approvalEvents.inc({ event: event.type }),
+  });
+  metrics.observeApprovals(() => approvals.current()?.pendingCount());
   const clock = options.clock ?? Date.now;
   // Outlives reloads (see the module comment); its records go to the audit sink and the webhook of the config in force.
   const signals = new SignalEngine({
@@ -272,6 +276,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
     },
   });
+  // Bound once: the byte counters are touched for every read Envoy hands over.
+  const kafkaBytesIn = metrics.kafkaBytes.labels({ direction: 'request' });
+  const kafkaBytesOut = metrics.kafkaBytes.labels({ direction: 'response' });
   const networkExtProc = createNetworkExtProcHandler({
     logger,
     audit,
@@ -279,6 +286,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     hooks: {
       onConnectionOpen: () => { metrics.kafkaConnections.inc(); metrics.kafkaConnectionsTotal.inc(); metrics.grpcStreams.inc({ service: 'network_ext_proc' }); },
       onConnectionClose: () => metrics.kafkaConnections.dec(),
+      onBytes: (direction, bytes) => (direction === 'request' ? kafkaBytesIn : kafkaBytesOut).inc(bytes),
       // Keyed by number and by the decision's own strings: no label object is built per frame or decision.
       onFrame: (direction, apiKey) => metrics.pendingKafkaFrames.add(direction === 'request' ? apiKey * 2 : apiKey * 2 + 1, () => ({ direction, api: apiKeyName(apiKey) })),
       onDecision: (decision) => {

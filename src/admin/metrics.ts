@@ -98,6 +98,16 @@ export function createMetrics() {
     });
     return gauge;
   };
+  let approvalsPendingSource: () => Promise<number> | undefined = () => undefined;
+  const approvalsPending: Gauge = new Gauge({
+    name: 'tollgate_approvals_pending', help: 'Approval requests awaiting approvers (in the shared store: every replica reports the same number).',
+    ...reg,
+    collect: async () => {
+      const count = approvalsPendingSource();
+      if (count === undefined) approvalsPending.reset();
+      else approvalsPending.set(await count.catch(() => 0));
+    },
+  });
   let signalKeySource: () => ReadonlyArray<{ readonly rule: string; readonly keys: number }> = () => [];
   const signalKeys: Gauge<'signal'> = new Gauge({
     name: 'tollgate_signal_keys', help: 'Keys (principal × resource, subjects, addresses, payload digests) a signal rule keeps state for.',
@@ -163,6 +173,19 @@ export function createMetrics() {
     /** Where the audit metrics read from, at each scrape. */
     observeAudit(source: () => readonly AuditSinkReport[]): void {
       auditReports = source;
+    },
+    kafkaBytes: new Counter({
+      name: 'tollgate_kafka_bytes_total', help: 'Kafka bytes Envoy handed to tollgate, by direction: request (from clients), response (from brokers).',
+      labelNames: ['direction'] as const, ...reg,
+    }),
+    approvalEvents: new Counter({
+      name: 'tollgate_approval_events_total', help: 'Approval events recorded by this process: requested, decided (an approver, more needed), approved, rejected, expired, revoked.',
+      labelNames: ['event'] as const, ...reg,
+    }),
+    approvalsPending,
+    /** Where the pending-approvals gauge reads from at each scrape (undefined: approvals not in use). */
+    observeApprovals(source: () => Promise<number> | undefined): void {
+      approvalsPendingSource = source;
     },
     /** 1 for the hash of the config in force, so a dashboard shows which config each process runs. */
     configInfo: new Gauge({

@@ -325,6 +325,12 @@ export class ApprovalService {
     return all.filter((r) => this.#mayView(r, viewer)).slice(0, limit).map((r) => this.#current(r));
   }
 
+  /** Requests still awaiting approvers, whoever asked (for the pending gauge; no viewer's filter). */
+  async pendingCount(): Promise<number> {
+    await this.sweep();
+    return (await this.#store.list({ state: 'pending', limit: 100_000 })).length;
+  }
+
   #current(request: ApprovalRequest): ApprovalRequest {
     const state = effectiveState(request, this.#clock());
     return state === request.state ? request : { ...request, state };

@@ -71,6 +71,8 @@ export interface NetworkExtProcHooks {
   /** Once per frame that leaves; responses carry the api key of their request. */
   onFrame?(direction: KafkaDirection, apiKey: number): void;
   onDecision?(decision: Decision): void;
+  /** Bytes Envoy handed over: from the client (`request`) or from the broker (`response`). */
+  onBytes?(direction: KafkaDirection, bytes: number): void;
 }
 
 /** Everything a connection needs that is the same for all connections. */
@@ -147,6 +149,7 @@ export function createNetworkExtProcHandler(options: NetworkExtProcHandlerOption
       const bytes = data.data ?? EMPTY;
       const endOfStream = data.end_of_stream === true;
       const fromClient = direction === 'read_data';
+      if (bytes.length > 0) hooks.onBytes?.(fromClient ? 'request' : 'response', bytes.length);
       let output = fromClient ? current.onClientData(bytes) : current.onBrokerData(bytes);
       if (output.close === undefined && endOfStream) {
         const end = fromClient ? current.onClientEnd() : current.onBrokerEnd();

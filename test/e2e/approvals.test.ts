@@ -90,6 +90,10 @@ test('Kafka DeleteTopics: POLICY_VIOLATION with an approval the requester cannot
     assert.deepEqual(denied.details?.['approval'], { id: request.id, state: 'pending' });
     assert.equal(await topicExists('scratch-approved'), true, 'nothing reached the broker');
 
+    const pendingMetrics = await (await fetch(`${stack.adminUrl}/metrics`)).text();
+    assert.match(pendingMetrics, /^tollgate_approvals_pending [1-9]/m, 'the pending request is counted');
+    assert.match(pendingMetrics, /^tollgate_approval_events_total\{event="requested"\} [1-9]/m);
+    assert.match(pendingMetrics, /^tollgate_kafka_bytes_total\{direction="request"\} [1-9]/m);
     const own = await approvals(await stack.mintToken('alice', ['analysts']), 'approve', request.id);
     assert.equal(own.code, 1);
     assert.match(own.stderr, new RegExp(`403 self_approval\\): alice asked for approval ${request.id} and cannot approve it`));
@@ -97,6 +101,7 @@ test('Kafka DeleteTopics: POLICY_VIOLATION with an approval the requester cannot
     const approved = await approvals(platformAdmin, 'approve', request.id, '--reason', 'scratch topic, cleanup');
     assert.equal(approved.code, 0, approved.stderr);
     assert.match(approved.stdout, new RegExp(`^${request.id}: approved$`, 'm'));
+    assert.match(await (await fetch(`${stack.adminUrl}/metrics`)).text(), /^tollgate_approval_events_total\{event="approved"\} [1-9]/m);
 
     await admin.deleteTopics({ topics: ['scratch-approved'], timeout: 10_000 });
     assert.equal(await topicExists('scratch-approved'), false, 'the retry went through to the broker');
