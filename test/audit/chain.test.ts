@@ -33,6 +33,15 @@ function chainFile(count: number, key?: Buffer): { file: string; lines: string[]
 
 const rewrite = (file: string, lines: readonly string[]) => fs.writeFileSync(file, lines.join(''));
 
+type Broken = Extract<Awaited<ReturnType<typeof verifyChain>>, { ok: false }>;
+
+/** Verifies `file`, which must fail: the failure, for the test to say what it must name. */
+async function broken(file: string, key?: Buffer): Promise<Broken> {
+  const result = await verifyChain(file, key);
+  assert.equal(result.ok, false, `expected the chain of ${file} to be broken`);
+  return result as Broken;
+}
+
 test('canonical JSON sorts keys at every depth and is a fixed point of parse and serialize', () => {
   const value = { b: 1, a: [{ z: null, y: 'x\u2028"' }, undefined, 1e21], c: { e: -0, d: undefined }, when: new Date(0) };
   const text = canonicalJson(value);
@@ -65,9 +74,7 @@ test('an edited record is named by its line: its content no longer matches its h
   const { file, lines } = chainFile(5);
   lines[2] = lines[2]!.replace('"rule":"api-open"', '"rule":"something-else"');
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.equal(result.line, 3);
   assert.equal(result.problem, 'edited');
   assert.equal(result.records, 2, 'the two lines before it verified');
@@ -80,9 +87,7 @@ test('an edited record whose hash was recomputed is named by its line: the next 
   delete edited.hash;
   lines[2] = `${canonicalJson({ ...edited, hash: chainHash(edited) })}\n`;
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [3, 'edited']);
   assert.match(result.message, /hash recomputed/);
 });
@@ -91,9 +96,7 @@ test('a removed record: the line after the gap is named, with how many are missi
   const { file, lines } = chainFile(6);
   lines.splice(2, 2);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [3, 'removed']);
   assert.match(result.message, /2 records missing before this line: expected seq 3, found 5/);
 });
@@ -101,9 +104,7 @@ test('a removed record: the line after the gap is named, with how many are missi
 test('a removed first record is a removal too', async () => {
   const { file, lines } = chainFile(3);
   rewrite(file, lines.slice(1));
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [1, 'removed']);
 });
 
@@ -111,9 +112,7 @@ test('reordered records: the first line out of place is named, and where the exp
   const { file, lines } = chainFile(5);
   [lines[1], lines[3]] = [lines[3]!, lines[1]!];
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [2, 'reordered']);
   assert.match(result.message, /seq 4 comes before seq 2, which is at line 4/);
 });
@@ -123,9 +122,7 @@ test('a record moved back: named where it comes after a later one', async () => 
   const [moved] = lines.splice(1, 1);
   lines.push(moved!);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [2, 'reordered']);
 });
 
@@ -135,9 +132,7 @@ test('an inserted record with a valid hash and link is named: the next record li
   const forged = chainRecord({ ...record(99), rule: 'forged' }, { seq: before.seq, hash: before.hash });
   lines.splice(2, 0, forged.line);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [3, 'inserted']);
   assert.match(result.message, /line 3 is not part of the chain: line 4 \(seq 3\) follows line 2 directly/);
 });
@@ -147,9 +142,7 @@ test('an inserted record with a made-up link is named, not the honest record bef
   const forged = chainRecord(record(99), { seq: 2, hash: 'f'.repeat(64) });
   lines.splice(2, 0, forged.line);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [3, 'inserted']);
 });
 
@@ -157,9 +150,7 @@ test('a record inserted before the first one is named', async () => {
   const { file, lines } = chainFile(3);
   lines.unshift(chainRecord(record(0), EMPTY_CHAIN).line);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [1, 'inserted']);
 });
 
@@ -167,9 +158,7 @@ test('a duplicated record is named as a copy of the earlier line', async () => {
   const { file, lines } = chainFile(4);
   lines.splice(2, 0, lines[1]!);
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [3, 'duplicated']);
   assert.match(result.message, /copy of line 2/);
 });
@@ -177,9 +166,7 @@ test('a duplicated record is named as a copy of the earlier line', async () => {
 test('a torn last line (a crash mid-write) is named as torn, after the records before it verified', async () => {
   const { file, lines } = chainFile(3);
   fs.writeFileSync(file, lines.join('') + lines[0]!.slice(0, 40));
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem, result.records], [4, 'torn', 3]);
 });
 
@@ -196,9 +183,7 @@ test('a line that is not a chained record is unreadable', async () => {
   const { file, lines } = chainFile(3);
   lines[1] = '{"time":"2026-01-01T00:00:00Z","event":"x"}\n';
   rewrite(file, lines);
-  const result = await verifyChain(file);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file);
   assert.deepEqual([result.line, result.problem], [2, 'unreadable']);
 });
 
@@ -217,9 +202,7 @@ test('with a key: verifies under the key, fails without it, and a rewrite with f
     head = next.head;
   }
   rewrite(file, forged);
-  const result = await verifyChain(file, key);
-  assert.equal(result.ok, false);
-  if (result.ok) return;
+  const result = await broken(file, key);
   assert.deepEqual([result.line, result.problem], [2, 'edited']);
 });
 
