@@ -17,8 +17,7 @@ import type { KafkaAction } from '../core/action.ts';
 import type { InspectedRecord } from '../policy/reject.ts';
 import type { NamedMaskPlan } from '../policy/engine.ts';
 import type { MaskContext } from '../masking/strategies.ts';
-import { MaskingFailure, maskJsonUnit, type MaskTally } from '../masking/units.ts';
-import { maskPayload } from '../kafka/masking/fetch.ts';
+import { MaskingFailure, maskJsonUnit, maskPayload, type MaskTally } from '../masking/units.ts';
 import { arrayElements, objectMembers, skipWhitespace } from './json-spans.ts';
 import { RestProxyBodyError, withoutElements, type RestProxyKafkaRequest } from './rest-proxy.ts';
 

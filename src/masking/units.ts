@@ -49,3 +49,24 @@ export function maskTextUnit(text: string, plans: readonly Pick<RuleMaskPlan, 'p
   return out;
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8');
+
+/**
+ * Masks one payload (a value, a key, a header value) with every plan: JSON documents by field paths and detectors,
+ * other UTF-8 text by detectors, bytes that are not UTF-8 by the rules' `onUndecodable`. Returns the same Buffer
+ * when nothing changed. Throws MaskingFailure for a rule whose `onUndecodable` is `fail`.
+ */
+export function maskPayload(payload: Buffer, plans: readonly RuleMaskPlan[], ctx: MaskContext, tally: MaskTally): Buffer {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    // Binary: no detector can read it. The strictest rule decides.
+    if (plans.some((p) => p.onUndecodable === 'fail')) throw new MaskingFailure(`rule ${plans.find((p) => p.onUndecodable === 'fail')!.rule}: a record is not UTF-8 text`);
+    if (plans.some((p) => p.onUndecodable === 'redact')) return REDACTED_BYTES;
+    return payload;
+  }
+  const masked = maskJsonUnit(text, plans, ctx, tally);
+  return masked === text ? payload : Buffer.from(masked, 'utf8');
+}

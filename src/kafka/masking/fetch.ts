@@ -19,15 +19,12 @@
  */
 import type { NamedMaskPlan } from '../../policy/engine.ts';
 import type { MaskContext } from '../../masking/strategies.ts';
-import { REDACTED } from '../../masking/strategies.ts';
-import { MaskingFailure, maskJsonUnit, type MaskTally } from '../../masking/units.ts';
+import { MaskingFailure, maskPayload, type MaskTally } from '../../masking/units.ts';
 import { API_KEY } from '../protocol/api-keys.ts';
 import { KafkaError } from '../protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../protocol/messages.ts';
 import { decodeBatch, encodeBatch, readBatchHeader, RecordError, splitBatches, type BatchHeader, type KafkaRecord, type RecordHeader } from '../protocol/records/index.ts';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8');
 
 export interface FetchMaskingResult {
   /** The frame for the client: the broker's own when nothing changed. */
@@ -56,25 +53,6 @@ export interface FetchTopicObserver {
   skipped(partition: number, count: number): void;
   /** A partition whose served records could not be read. */
   unreadable(partition: number, reason: string): void;
-}
-
-/**
- * Masks one payload (a value, a key, a header value) with every plan: JSON documents by field paths and detectors,
- * other UTF-8 text by detectors, bytes that are not UTF-8 by the rules' `onUndecodable`. Returns the same Buffer
- * when nothing changed. Throws MaskingFailure for a rule whose `onUndecodable` is `fail`.
- */
-export function maskPayload(payload: Buffer, plans: readonly NamedMaskPlan[], ctx: MaskContext, tally: MaskTally): Buffer {
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    // Binary: no detector can read it. The strictest rule decides.
-    if (plans.some((p) => p.onUndecodable === 'fail')) throw new MaskingFailure(`rule ${plans.find((p) => p.onUndecodable === 'fail')!.rule}: a record is not UTF-8 text`);
-    if (plans.some((p) => p.onUndecodable === 'redact')) return REDACTED_BYTES;
-    return payload;
-  }
-  const masked = maskJsonUnit(text, plans, ctx, tally);
-  return masked === text ? payload : Buffer.from(masked, 'utf8');
 }
 
 /** A topic's plans sorted once by what they apply to, so no record pays for the sorting. */
