@@ -35,6 +35,9 @@ export function createHttpClassifier(kubernetes: Config['http']['kubernetes'], k
   };
 }
 
+/** Every request as plain HTTP: what the handlers use when no Kubernetes or REST Proxy hosts are configured. */
+export const PLAIN_HTTP: HttpClassifier = createHttpClassifier(undefined);
+
 /**
  * A request to a REST Proxy host as the Kafka requests it amounts to. Everything on such a host is the proxy's: a path
  * outside its API (or outside `pathPrefix`) is unknown too, so it is denied rather than judged as plain HTTP.

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Decision } from '../core/decision.ts';
 import type { AuditPath } from '../audit/record.ts';
-import { impersonationActions, type HttpClassifier, type HttpRequestAction } from './action.ts';
+import { impersonationActions, PLAIN_HTTP, type HttpClassifier, type HttpRequestAction } from './action.ts';
 import { forbidden, kubeStatus } from './kube-status.ts';
 import { decideRestProxy, denialMessage, restAuditDetails, restProxyError } from './rest-proxy-policy.ts';
 import type { Principal } from '../core/principal.ts';
@@ -108,12 +108,7 @@ function jsonDenial(grpcCode: number, httpStatus: number, body: object, extraHea
   };
 }
 
-const plainHttp: HttpClassifier = (method, host, pathWithQuery) => {
-  const q = pathWithQuery.indexOf('?');
-  return { kind: 'http', method: method.toUpperCase(), host, path: q === -1 ? pathWithQuery : pathWithQuery.slice(0, q) };
-};
-
-export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier = plainHttp): HttpRequestAction {
+export function actionFromCheck(req: CheckRequestLike, classify: HttpClassifier = PLAIN_HTTP): HttpRequestAction {
   const http = req.attributes?.request?.http;
   const headers = http?.headers ?? {};
   return classify(http?.method ?? headers[':method'] ?? 'GET', http?.host ?? headers[':authority'] ?? '', http?.path ?? headers[':path'] ?? '/', headers);

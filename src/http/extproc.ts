@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { Principal } from '../core/principal.ts';
 import type { AuditPath, AuditSink } from '../audit/record.ts';
 import type { BodyRule, NamedMaskPlan, PolicyEngine } from '../policy/engine.ts';
-import { createHttpClassifier, type HttpClassifier, type HttpRequestAction } from './action.ts';
+import { PLAIN_HTTP, type HttpClassifier, type HttpRequestAction } from './action.ts';
 import type { RestProxyKafkaRequest } from './rest-proxy.ts';
 import { RestProxyBodyError } from './rest-proxy.ts';
 import { judgesResponse, restJudge, restRequestGate, restResponseMasker, type GateStep, type RestJudge, type RestRefusal, type RestRequestGate } from './rest-proxy-bodies.ts';
@@ -82,8 +82,6 @@ export interface ExtProcDeps {
 
 export const AUTHZ_NAMESPACE = 'envoy.filters.http.ext_authz';
 export const MASKED_HEADER = 'x-tollgate-masked';
-
-const plainHttp = createHttpClassifier(undefined);
 
 /** Content types a masker can read as text; anything else (protobuf, CBOR, images) is opaque to masking. */
 function readableAsText(contentType: string | undefined): boolean {
@@ -195,7 +193,7 @@ export function createExtProcHandler(deps: ExtProcDeps): (call: DuplexCall<ExtPr
     const onRequestHeaders = (msg: ExtProcRequestLike): ExtProcResponseLike => {
       const headers = headerMap(msg.request_headers?.headers?.headers);
       principal = principalFromMetadata(msg.metadata_context);
-      action = (deps.classify?.() ?? plainHttp)(headers.get(':method') ?? 'GET', headers.get(':authority') ?? '', headers.get(':path') ?? '/', Object.fromEntries(headers));
+      action = (deps.classify?.() ?? PLAIN_HTTP)(headers.get(':method') ?? 'GET', headers.get(':authority') ?? '', headers.get(':path') ?? '/', Object.fromEntries(headers));
       requestContentType = headers.get('content-type');
       const requestId = headers.get('x-request-id');
       session = requestId === undefined ? undefined : { session: requestId };

@@ -255,13 +255,19 @@ function compileCondition(rule: RuleConfig, circumstances: Circumstances): Condi
   return exempt ? (p, a) => matches(p, a) && !exempt(p, a) : matches;
 }
 
-/** A rule's principal conditions alone: whether it can apply to any Kafka request of this principal. */
-function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boolean {
-  if (rule.match.http !== undefined || rule.match.kubernetes !== undefined) return () => false;
+/** A rule's principal conditions alone (subject, group, issuer, and its `unless`): whether it can apply to them. */
+function principalOnly(rule: RuleConfig): (principal: Principal) => boolean {
   const who = all(principalConditions(rule.match));
   const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
-  const kafkaAction = { kind: 'kafka', api: '', operation: 'consume' } as const;
-  return (p) => who(p, kafkaAction) && !(exempt?.(p, kafkaAction) ?? false);
+  // Principal conditions read no action; any action will do.
+  const anything = { kind: 'kafka', api: '', operation: 'consume' } as const;
+  return (p) => who(p, anything) && !(exempt?.(p, anything) ?? false);
+}
+
+/** Whether a rule can apply to any Kafka request of a principal, from the principal alone. */
+function principalMayMatchKafka(rule: RuleConfig): (principal: Principal) => boolean {
+  if (rule.match.http !== undefined || rule.match.kubernetes !== undefined) return () => false;
+  return principalOnly(rule);
 }
 
 function compileApproval(a: NonNullable<RuleConfig['approval']>): ApprovalSpec {
@@ -304,13 +310,7 @@ export function compilePolicy(rules: readonly RuleConfig[], options: PolicyOptio
   for (const rule of rules) {
     const applies = compileCondition(rule, circumstances);
     if (rule.signal !== undefined) {
-      const who = all(principalConditions(rule.match));
-      const exempt = rule.unless ? all(principalConditions(rule.unless)) : undefined;
-      const anything = { kind: 'kafka', api: '', operation: 'consume' } as const;
-      signals.push({
-        name: rule.name, spec: rule.signal, shadow: rule.shadow, applies,
-        appliesToPrincipal: (p) => who(p, anything) && !(exempt?.(p, anything) ?? false),
-      });
+      signals.push({ name: rule.name, spec: rule.signal, shadow: rule.shadow, applies, appliesToPrincipal: principalOnly(rule) });
     } else if (rule.effect !== undefined) {
       const approval = rule.approval === undefined ? undefined : compileApproval(rule.approval);
       const reason = rule.description
