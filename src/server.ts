@@ -46,7 +46,7 @@ import { createApprovalsRuntime } from './approvals/runtime.ts';
 import { API_PREFIX, createApprovalsApi } from './approvals/api.ts';
 import type { ApprovalService } from './approvals/service.ts';
 import { SignalEngine, type SignalEvent } from './signals/engine.ts';
-import { observationDetails, type ApprovalHook } from './signals/outcome.ts';
+import { observationDetails } from './signals/outcome.ts';
 import { createAlertWebhook, type AlertWebhook } from './signals/webhook.ts';
 import { createKafkaSignals } from './kafka/signals.ts';
 import { createHttpSignals } from './http/signals.ts';
@@ -82,11 +82,6 @@ export interface ServerOptions {
   readonly configHash?: string;
   /** Epoch milliseconds for time windows and signals; `Date.now` by default (tests inject a clock). */
   readonly clock?: () => number;
-  /**
-   * What a signal with effect `approve` turns into (src/signals/outcome.ts `ApprovalHook`); by default the request
-   * is denied with a reason saying an approval is needed. The approvals subsystem plugs in here.
-   */
-  readonly approve?: ApprovalHook;
 }
 
 /** What one config decides per request: swapped whole on reload. */
@@ -182,8 +177,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     onObservation: (o) => metrics.signalObservations.inc({ signal: o.rule, effect: o.effect, shadow: String(o.shadow) }),
   });
   metrics.setSignalKeySource(() => signals.keyCounts());
-  const kafkaSignals = createKafkaSignals(signals, options.approve);
-  const httpSignals = createHttpSignals(signals, options.approve);
+  const kafkaSignals = createKafkaSignals(signals);
+  const httpSignals = createHttpSignals(signals);
 
   const newIdentities = (c: Config) => loadIdentities(c.identity, {
     logger,

@@ -40,7 +40,7 @@ export interface ApprovalsRuntime {
   close(): Promise<void>;
 }
 
-export const needsApprovals = (config: Config): boolean => config.rules.some((r) => r.effect === 'approve');
+export const needsApprovals = (config: Config): boolean => config.rules.some((r) => r.approval !== undefined);
 
 /** The store the config names (PostgreSQL when `postgres` is set, else the SQLite file), and how to name it in logs. */
 function storeOf(config: Config['approvals']['store'], logger: Logger): { where: string; open: () => Promise<ApprovalStore> } {

@@ -9,7 +9,7 @@ import { DETECTOR_NAMES } from '../masking/detectors.ts';
 import { compileJsonPath } from '../masking/json-path.ts';
 import { parseStrategy } from '../masking/strategies.ts';
 import { AUTH_METHODS } from '../core/principal.ts';
-import { flaggedCondition, refineSignalReferences, refineSignalRule, signalSpec, signalsSettings, timeCondition, timeWindowsSchema } from './signals-schema.ts';
+import { flaggedCondition, refineSignalReferences, refineSignalRule, signalAsksApproval, signalSpec, signalsSettings, timeCondition, timeWindowsSchema } from './signals-schema.ts';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
@@ -278,7 +278,7 @@ const rule = z.object({
     .refine((u) => Object.keys(u).length > 0, 'expected at least one of subject, group, issuer (an empty unless exempts everyone)')
     .optional().meta({ description: 'The rule does not apply to these principals.' }),
   effect: z.enum(['allow', 'deny', 'approve']).optional().meta({ description: 'Access rule: the first matching one decides; no match is a deny. `approve`: the request needs just-in-time approval (`approval`); a live grant for the same principal, operation and resource lets it through.' }),
-  approval: approvalSpec.optional().meta({ description: 'With `effect: approve`: who approves, how many, hold or ticket, and the grant an approval gives.' }),
+  approval: approvalSpec.optional().meta({ description: 'With `effect: approve`, or on a signal rule whose effect or escalation is `approve`: who approves, how many, hold or ticket, and the grant an approval gives (it covers the principal, operation and resource of the request that asked).' }),
   mask: maskSpec.optional().meta({ description: 'Masking rule: every matching one applies to the response.' }),
   reject: rejectSpec.optional().meta({ description: 'Kafka publish inspection: a Produce whose records match is refused (INVALID_RECORD with the reason, POLICY_VIOLATION before Produce v8) and nothing of that partition is written. Applies to produce requests the match selects.' }),
   signal: signalSpec.optional().meta({ description: 'Insider-threat signal: what the match selects is measured per key (volume), or watched (failed authentications, replayed records); when the signal fires, its `effect` applies and an audit record with the observed value and the threshold is written. With `shadow: true` the effect is only audited.' }),
@@ -303,11 +303,15 @@ const rule = z.object({
   if (r.match.kubernetes !== undefined && r.match.kafka !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['match', 'kubernetes'], message: 'expected `kubernetes` or `kafka`, not both: a request is one or the other' });
   }
+  const signalApproves = r.signal !== undefined && signalAsksApproval(r.signal);
   if (r.effect === 'approve' && r.approval === undefined) {
     ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` (approvers, min, mode, wait, grant) with `effect: approve`' });
   }
-  if (r.approval !== undefined && r.effect !== 'approve') {
-    ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` only on a rule with `effect: approve`' });
+  if (signalApproves && r.approval === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` (approvers, min, mode, wait, grant) on a signal rule whose effect or escalation is `approve`' });
+  }
+  if (r.approval !== undefined && r.effect !== 'approve' && !signalApproves) {
+    ctx.addIssue({ code: 'custom', path: ['approval'], message: 'expected `approval` only on a rule with `effect: approve`, or a signal rule whose effect or escalation is `approve`' });
   }
   if (r.approval?.mode === 'hold' && r.match.kafka !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['approval', 'mode'], message: 'expected `mode: ticket` on a Kafka rule: Kafka requests are answered at once, never held' });

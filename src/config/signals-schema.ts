@@ -138,6 +138,11 @@ export const signalsSettings = z.object({
 }).strict().prefault({}).meta({ description: 'Insider-threat signals (rules with `signal`): limits and where alerts go. Signal state is kept per process (see the README on several replicas) and survives a reload of the rules.' });
 
 export type SignalSpecConfig = z.output<typeof signalSpec>;
+
+/** Whether the signal can ask for an approval (its effect, or the one it escalates to): the rule then says who gives it. */
+export function signalAsksApproval(s: Pick<SignalSpecConfig, 'effect' | 'escalate'>): boolean {
+  return s.effect === 'approve' || s.escalate?.effect === 'approve';
+}
 export type SignalsSettingsConfig = z.output<typeof signalsSettings>;
 export type TimeWindowSchemaConfig = z.output<typeof timeWindowSchema>;
 

@@ -11,8 +11,7 @@
  */
 import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
-import type { Action } from '../core/action.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { ApprovalView } from '../policy/approval-decision.ts';
 import type { ApprovalService, RequestContext } from '../approvals/service.ts';
 import type { ApprovalRequest } from '../approvals/model.ts';
 
@@ -56,10 +55,11 @@ function finalReason(request: ApprovalRequest, base: string): string {
 
 /**
  * Settles `decision` (one with an `approval` demand) for this request: allowed by a grant, refused with a pending
- * approval (ticket), or held until decided (hold). `signal` aborts a hold when Envoy cancels the Check.
+ * approval (ticket), or held until decided (hold). `decide` is what demanded it — the policy, or a signal — asked
+ * again with what the store says of the principal's approvals. `signal` aborts a hold when Envoy cancels the Check.
  */
 export async function settleApproval(
-  approvals: HttpApprovals, policy: PolicyEngine, principal: Principal, action: Action, decision: Decision,
+  approvals: HttpApprovals, decide: (view: ApprovalView) => Decision, principal: Principal, decision: Decision,
   context: RequestContext, signal?: AbortSignal,
 ): Promise<ApprovalOutcome> {
   const { service } = approvals;
@@ -69,7 +69,7 @@ export async function settleApproval(
   try {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const view = await service.view(principal);
-      current = policy.decide(principal, action, view);
+      current = decide(view);
       const held = heldMs === undefined ? {} : { heldMs };
       if (current.grant !== undefined) {
         if (await service.use(current.grant)) {
@@ -81,7 +81,7 @@ export async function settleApproval(
       if (demand === undefined) return { decision: current };
       const request = await service.open(principal, demand, current.reason, context);
       view.addPending(request);
-      current = policy.decide(principal, action, view);
+      current = decide(view);
       const note = { id: request.id, url: service.urlOf(request.id), expiresAt: request.expiresAt };
       if (demand.spec.mode !== 'hold' || heldMs !== undefined) return { decision: current, approval: { ...note, state: request.state, ...held } };
       const deadline = Math.min(request.expiresAt, started + approvals.maxHoldMs);

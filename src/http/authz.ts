@@ -27,7 +27,8 @@ import type { UpstreamCredential } from './credentials.ts';
 import { MtlsError, type MtlsIdentities } from '../identity/mtls.ts';
 import type { Credentials } from '../identity/caller.ts';
 import { settleApproval, type ApprovalNote, type HttpApprovals } from './approval.ts';
-import { observationDetails } from '../signals/outcome.ts';
+import { observationDetails, signalDecision } from '../signals/outcome.ts';
+import type { ApprovalView } from '../policy/approval-decision.ts';
 import { retryAfterSeconds, type HttpSignals, type HttpSignalVerdict } from './signals.ts';
 
 /** The parts of envoy.service.auth.v3.CheckRequest this handler reads (proto-loader, keepCase). */
@@ -332,7 +333,7 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     let approval: ApprovalNote | undefined;
     const approvals = decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
     if (approvals !== undefined) {
-      ({ decision, approval } = await settleApproval(approvals, policy, principal, action, decision, approvalContext(req, action), signal));
+      ({ decision, approval } = await settleApproval(approvals, (view) => policy.decide(principal, action, view), principal, decision, approvalContext(req, action), signal));
     }
     const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
     const callerImpersonates = Object.keys(headers).some((name) => name.startsWith(IMPERSONATION_HEADER_PREFIX));
@@ -360,6 +361,15 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     if (decision.effect === 'allow' && signals !== undefined) {
       verdict = signals.judge(principal, action, connection);
       if (verdict.decision !== undefined) decision = verdict.decision;
+      // A signal asking for approval is settled like an approve rule: a grant lets the request through, else a
+      // ticket (or a hold). Without approvals the demand stays a denial.
+      const approving = verdict.approving;
+      const signalApprovals = approving !== undefined && decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
+      if (approving !== undefined && signalApprovals !== undefined) {
+        const demanded = decision;
+        const redecide = (view: ApprovalView) => signalDecision(action, approving, view) ?? demanded;
+        ({ decision, approval } = await settleApproval(signalApprovals, redecide, principal, decision, approvalContext(req, action), signal));
+      }
     }
     const throttle = decision.effect === 'allow' ? verdict?.throttle : undefined;
     const observed = [...flagged, ...(verdict?.observations ?? [])];

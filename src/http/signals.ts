@@ -4,13 +4,14 @@
  * `changes` for POST/PUT/PATCH/DELETE, or a Kubernetes create/update/patch/delete/deletecollection) and judged
  * before it reaches the upstream. A request over a `throttle` threshold is answered 429 with Retry-After (for the
  * Kubernetes API a `TooManyRequests` Status with `retryAfterSeconds`, which client-go waits out and retries); one
- * held back by `deny` is answered 403, and `approve` goes through the approval hook. Failed authentications are
+ * held back by `deny` is answered 403; under `approve` the verdict carries the approval demand, which ext_authz
+ * settles as it does an `approve` access rule's (a grant, a ticket, or a hold). Failed authentications are
  * counted per claimed subject and client address; a success after enough of them flags the subject.
  */
 import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { SignalEngine } from '../signals/engine.ts';
-import { signalDecision, strongest, type ApprovalHook, type SignalObservation } from '../signals/outcome.ts';
+import { signalDecision, strongest, type SignalObservation } from '../signals/outcome.ts';
 import { claimedSubject } from '../identity/unverified.ts';
 import type { HttpRequestAction } from './action.ts';
 
@@ -27,8 +28,13 @@ export function changesOf(action: HttpRequestAction): number {
 export interface HttpSignalVerdict {
   /** Everything observed (shadow ones too), for the request's audit record. */
   readonly observations: readonly SignalObservation[];
-  /** Set when a signal refuses the request (deny, or approve through the hook). */
+  /**
+   * Set when a signal refuses the request: `deny`, or `approve` — a denial carrying the approval demand
+   * (`decision.approval`), which ext_authz settles, deciding again with `signalDecision` and the principal's approvals.
+   */
   readonly decision?: Decision;
+  /** The `approve` observation behind `decision.approval`: what the request is decided again from. */
+  readonly approving?: SignalObservation;
   /** Set when a signal throttles the request: answer 429 and ask the client to retry after this long. */
   readonly throttle?: SignalObservation;
 }
@@ -40,14 +46,21 @@ export interface HttpSignals {
   authenticated(principal: Principal, source: string | undefined, path: 'http' | 'kubernetes'): readonly SignalObservation[];
 }
 
-export function createHttpSignals(engine: SignalEngine, approve?: ApprovalHook): HttpSignals {
+/** A refusal (deny, or an approval demand) as the verdict says it. */
+function refusal(observations: readonly SignalObservation[], acting: SignalObservation, decision: Decision): HttpSignalVerdict {
+  return { observations, decision, ...(decision.approval !== undefined && { approving: acting }) };
+}
+
+export function createHttpSignals(engine: SignalEngine): HttpSignals {
   return {
     judge(principal, action, connection) {
       const held = engine.held(principal, action);
       const acting = strongest(held);
+      // Held back: not counted (the key's sum falls meanwhile). Without a view of the approvals the decision is a
+      // demand; a grant that covers it is found when ext_authz settles the demand.
       if (acting !== undefined) {
-        const decision = signalDecision(principal, action, acting, approve);
-        if (decision !== undefined && decision.effect !== 'allow') return { observations: held, decision };
+        const decision = signalDecision(action, acting);
+        if (decision !== undefined && decision.effect !== 'allow') return refusal(held, acting, decision);
       }
       const changes = changesOf(action);
       const measured = engine.measure(principal, [{ action, amounts: { requests: 1, ...(changes > 0 && { changes }) } }], connection);
@@ -55,8 +68,8 @@ export function createHttpSignals(engine: SignalEngine, approve?: ApprovalHook):
       const effect = strongest(measured);
       if (effect === undefined || effect.effect === 'alert') return { observations };
       if (effect.effect === 'throttle') return { observations, throttle: effect };
-      const decision = signalDecision(principal, action, effect, approve);
-      return decision === undefined || decision.effect === 'allow' ? { observations } : { observations, decision };
+      const decision = signalDecision(action, effect);
+      return decision === undefined || decision.effect === 'allow' ? { observations } : refusal(observations, effect, decision);
     },
     authenticationFailed(authorization, source, path) {
       const token = /^bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1];

@@ -521,7 +521,7 @@ export class KafkaConnection {
         decision = { ...decision, reason: `${decision.reason}: approvals could not be checked (${prepared.error})` };
       }
       // A signal holding the key back (deny, approve) turns an allow into its own decision.
-      if (signals !== undefined && decision.effect === 'allow') decision = signals.gate(auth.principal, action, seen) ?? decision;
+      if (signals !== undefined && decision.effect === 'allow') decision = signals.gate(auth.principal, action, seen, prepared?.view) ?? decision;
       if (uncounted !== undefined) uncounted.push(decision);
       else this.#options.onDecision?.(decision);
       return decision;

@@ -4,7 +4,8 @@
  * (src/signals/), and the engine's answers in Kafka's terms.
  *
  * - Held back (`deny`, `approve`): the action's decision becomes a denial, so the request is answered with the
- *   authorization error of its API (TOPIC_AUTHORIZATION_FAILED for a topic, …), as for any denied request.
+ *   authorization error of its API (TOPIC_AUTHORIZATION_FAILED for a topic, …), as for any denied request; under
+ *   `approve` a ticket is filed as for an `approve` access rule, and a grant of it lets the principal through.
  * - Throttled: the response carries `throttle_time_ms` (the longest asked), as the broker's own quotas do since
  *   KIP-219: clients wait that long before their next request to this broker. kafkajs honours it
  *   (src/network/connection.js passes each response's `clientSideThrottleTime` to its request queue, which holds
@@ -22,7 +23,8 @@ import type { Decision } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { SignalEngine, Measured } from '../signals/engine.ts';
 import { claimedSubject } from '../identity/unverified.ts';
-import { signalDecision, strongest, type ApprovalHook, type SignalObservation } from '../signals/outcome.ts';
+import { signalDecision, strongest, type SignalObservation } from '../signals/outcome.ts';
+import type { ApprovalView } from '../policy/approval-decision.ts';
 import type { ProducerSequence, ReplayTracker } from '../signals/replay.ts';
 import { API_KEY, apiKeyName } from './protocol/api-keys.ts';
 import { KafkaError } from './protocol/error-codes.ts';
@@ -41,9 +43,10 @@ type Facts = Readonly<Record<string, string | number>>;
 export interface KafkaSignals {
   /**
    * The decision on an action the policy allowed, when a signal holds it back; undefined lets the policy's stand.
-   * Every observation (shadow ones too) is pushed to `seen`, for the request's audit record.
+   * Every observation (shadow ones too) is pushed to `seen`, for the request's audit record. An `approve` signal
+   * answers with a grant from `approvals` or an approval demand, which the connection files as a ticket.
    */
-  gate(principal: Principal, action: KafkaAction, seen: SignalObservation[]): Decision | undefined;
+  gate(principal: Principal, action: KafkaAction, seen: SignalObservation[], approvals?: ApprovalView): Decision | undefined;
   /** Counts a forwarded request (`forwarded`: the frame sent to the broker); the observations it caused. */
   forwarded(principal: Principal, forwarded: Forwarded, facts: Facts | undefined): SignalObservation[];
   /** Whether Fetch responses of this principal must be read for a fetched-volume signal. */
@@ -97,13 +100,13 @@ export function sourceHost(facts: Facts | undefined): string | undefined {
   return match?.[1] ?? text;
 }
 
-export function createKafkaSignals(engine: SignalEngine, approve?: ApprovalHook): KafkaSignals {
+export function createKafkaSignals(engine: SignalEngine): KafkaSignals {
   return {
-    gate(principal, action, seen) {
+    gate(principal, action, seen, approvals) {
       const held = engine.held(principal, action);
       if (held.length === 0) return undefined;
       seen.push(...held);
-      return signalDecision(principal, action, strongest(held), approve);
+      return signalDecision(action, strongest(held), approvals);
     },
 
     forwarded(principal, request, facts) {

@@ -4,8 +4,9 @@
  * a deny. Rules are compiled once per config so evaluation does no parsing or allocation beyond the decision.
  */
 import { qualifiedResource, type Action, type KafkaOperation, type KubeResourceRequest } from '../core/action.ts';
-import type { Decision, GrantUse, ShadowOutcome } from '../core/decision.ts';
-import { grantScope, scopeKey, type ApprovalSpec } from '../core/approval.ts';
+import type { Decision, ShadowOutcome } from '../core/decision.ts';
+import type { ApprovalSpec } from '../core/approval.ts';
+import { approvalDecision, type ApprovalView } from './approval-decision.ts';
 import { DEFAULT_DENY } from '../core/decision.ts';
 import type { Principal } from '../core/principal.ts';
 import type { RuleConfig, SignalRuleSpecConfig, TimeWindowConfigs } from '../config/schema.ts';
@@ -16,6 +17,8 @@ import { compileRejectPlan, type RejectPlan } from './reject.ts';
 import { compileFieldConditions, firstHolding, type FieldCondition } from './conditions.ts';
 import { compileCapturePlan, type CapturePlan } from './capture.ts';
 import { compileTimeCondition, compileTimeWindows, type TimeWindow } from './time-windows.ts';
+
+export type { ApprovalView } from './approval-decision.ts';
 
 type Condition = (principal: Principal, action: Action) => boolean;
 
@@ -31,17 +34,6 @@ interface AccessRule extends CompiledRule {
   readonly body: readonly FieldCondition[] | undefined;
   /** `effect: approve`: what approval the rule asks; `decision` is then its denial while unapproved. */
   readonly approval: ApprovalSpec | undefined;
-}
-
-/**
- * What the caller knows of one principal's approvals (src/approvals/ reads it from the store): `decide` consults it
- * when an `approve` rule matches. Keys are `scopeKey(grantScope(action))`.
- */
-export interface ApprovalView {
-  /** A live grant of the principal covering exactly this scope. */
-  grant(scope: string): GrantUse | undefined;
-  /** The id of the principal's pending approval request for this scope under this rule. */
-  pending(scope: string, rule: string): string | undefined;
 }
 
 /** A deny rule with conditions on the request body, pending until the body is read. */
@@ -104,6 +96,8 @@ export interface SignalRule {
   readonly name: string;
   readonly spec: SignalRuleSpecConfig;
   readonly shadow: boolean;
+  /** Who approves when the signal's effect (or its escalation) is `approve`: the rule's `approval`. */
+  readonly approval: ApprovalSpec | undefined;
   /** The whole match (principal, request, time, flagged), as for any rule. */
   applies(principal: Principal, action: Action): boolean;
   /** The principal conditions alone (subject, group, issuer, unless). */
@@ -277,25 +271,6 @@ function compileApproval(a: NonNullable<RuleConfig['approval']>): ApprovalSpec {
   });
 }
 
-/** An approve rule's answer for one action: allowed by a grant, or denied with what approval it needs. */
-function approvalDecision(denial: Decision, spec: ApprovalSpec, action: Action, approvals: ApprovalView | undefined): Decision {
-  const rule = denial.rule!;
-  const scope = grantScope(action);
-  const key = scopeKey(scope);
-  const grant = approvals?.grant(key);
-  if (grant !== undefined) {
-    return { effect: 'allow', rule, reason: `allowed by grant ${grant.id} of approval ${grant.approval} (rule ${rule})`, grant };
-  }
-  const pending = approvals?.pending(key, rule);
-  if (pending === undefined) return { ...denial, approval: { rule, spec, scope } };
-  const who = `${spec.min === 1 ? 'an approver' : `${spec.min} approvers`} of ${spec.approverGroups.join(', ')}`;
-  return {
-    ...denial,
-    reason: `${denial.reason}: approval ${pending} awaits ${who} (tollgate approvals approve ${pending})`,
-    approval: { rule, spec, scope, pending },
-  };
-}
-
 export function compilePolicy(rules: readonly RuleConfig[], options: PolicyOptions = {}): PolicyEngine {
   const circumstances: Circumstances = {
     windows: compileTimeWindows(options.timeWindows ?? {}),
@@ -310,7 +285,10 @@ export function compilePolicy(rules: readonly RuleConfig[], options: PolicyOptio
   for (const rule of rules) {
     const applies = compileCondition(rule, circumstances);
     if (rule.signal !== undefined) {
-      signals.push({ name: rule.name, spec: rule.signal, shadow: rule.shadow, applies, appliesToPrincipal: principalOnly(rule) });
+      signals.push({
+        name: rule.name, spec: rule.signal, shadow: rule.shadow, applies, appliesToPrincipal: principalOnly(rule),
+        approval: rule.approval === undefined ? undefined : compileApproval(rule.approval),
+      });
     } else if (rule.effect !== undefined) {
       const approval = rule.approval === undefined ? undefined : compileApproval(rule.approval);
       const reason = rule.description
@@ -347,7 +325,7 @@ export function compilePolicy(rules: readonly RuleConfig[], options: PolicyOptio
           (shadow ??= []).push({ rule: r.name, effect: r.approval !== undefined ? 'approve' : r.decision.effect, reason: r.decision.reason });
           continue;
         }
-        const decision = r.approval === undefined ? r.decision : approvalDecision(r.decision, r.approval, action, approvals);
+        const decision = r.approval === undefined ? r.decision : approvalDecision(r.name, r.decision, r.approval, action, approvals);
         return shadow === undefined ? decision : { ...decision, shadow };
       }
       return shadow === undefined ? DEFAULT_DENY : { ...DEFAULT_DENY, shadow };

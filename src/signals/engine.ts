@@ -95,6 +95,7 @@ function volumeSpec(rule: SignalRule): VolumeSpec {
     ...(v.baseline !== undefined && { baseline: { deviations: v.baseline.deviations, warmupMs: v.baseline.warmup, halfLifeMs: v.baseline.halfLife, floor: v.baseline.floor } }),
     effect: rule.spec.effect,
     ...(rule.spec.escalate !== undefined && { escalate: { afterMs: rule.spec.escalate.after, effect: rule.spec.escalate.effect } }),
+    ...(rule.approval !== undefined && { approval: rule.approval }),
   };
 }
 

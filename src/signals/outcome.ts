@@ -2,12 +2,12 @@
  * @module signals/outcome
  * What a signal says about one request: an observation with the numbers (what was measured, the observed value, the
  * threshold) and the effect it asks for. Adapters turn the strongest enforced one into their protocol: Kafka
- * `throttle_time_ms` or an authorization error, HTTP 429 or 403. `approve` is a hook, not a decision: see
- * {@link signalDecision}.
+ * `throttle_time_ms` or an authorization error, HTTP 429 or 403, or an approval demand: see {@link signalDecision}.
  */
 import type { Action } from '../core/action.ts';
+import type { ApprovalSpec } from '../core/approval.ts';
 import type { Decision } from '../core/decision.ts';
-import type { Principal } from '../core/principal.ts';
+import { approvalDecision, type ApprovalView } from '../policy/approval-decision.ts';
 
 export type SignalEffect = 'alert' | 'throttle' | 'approve' | 'deny';
 export type SignalKind = 'volume' | 'authFailures' | 'replay';
@@ -41,6 +41,8 @@ export interface SignalObservation {
   readonly until?: number;
   /** The effect comes from `escalate` (the breach lasted). */
   readonly escalated?: boolean;
+  /** `approve`: who approves (the signal rule's `approval`). */
+  readonly approval?: ApprovalSpec;
   /** For people: the numbers in a sentence, used as the denial reason. */
   readonly reason: string;
 }
@@ -65,29 +67,21 @@ export function throttleOf(observations: readonly SignalObservation[]): number {
 }
 
 /**
- * THE APPROVAL HOOK. A signal whose effect is `approve` does not decide by itself: this function turns it into the
- * request's decision. The approvals subsystem (another branch: tickets, grants) is connected here once merged: it
- * returns `allow` for a principal holding a grant for the request, and otherwise opens or finds a ticket and
- * returns its own decision. Until then tollgate fails closed: the request is denied, the reason saying an approval
- * is needed.
- */
-export type ApprovalHook = (principal: Principal, action: Action, observation: SignalObservation) => Decision;
-
-export const APPROVAL_NOT_CONNECTED: ApprovalHook = (_principal, _action, observation) => ({
-  effect: 'deny',
-  rule: observation.rule,
-  reason: `${observation.reason}; an approval is required and none can be granted (approvals are not connected)`,
-});
-
-/**
  * The decision for a request a signal holds back (`deny` or `approve`), or undefined when no enforced signal does:
- * the policy's own decision then stands.
+ * the policy's own decision then stands. `approve` is answered as an `approve` access rule would be, under the
+ * signal rule's name and its `approval`: a live grant of the principal for this request's scope lets it through,
+ * otherwise it is a denial carrying the approval demand, which the adapter files as a ticket (or, on HTTP, holds)
+ * exactly as it does for access rules. `approvals` is what the adapter knows of the principal's grants and pending
+ * requests (undefined before it looked: a first pass that only finds the demand).
  */
-export function signalDecision(principal: Principal, action: Action, held: SignalObservation | undefined, approve: ApprovalHook = APPROVAL_NOT_CONNECTED): Decision | undefined {
+export function signalDecision(action: Action, held: SignalObservation | undefined, approvals?: ApprovalView): Decision | undefined {
   if (held === undefined || held.shadow) return undefined;
   if (held.effect === 'deny') return { effect: 'deny', rule: held.rule, reason: held.reason };
-  if (held.effect === 'approve') return approve(principal, action, held);
-  return undefined;
+  if (held.effect !== 'approve') return undefined;
+  const denial: Decision = { effect: 'deny', rule: held.rule, reason: held.reason };
+  // The config refuses an approving signal rule without `approval`; should one get here all the same, fail closed.
+  if (held.approval === undefined) return { ...denial, reason: `${held.reason}; an approval is required and the rule names no approvers` };
+  return approvalDecision(held.rule, denial, held.approval, action, approvals);
 }
 
 /** The audit form of an observation: numbers as they are, no prose. */

@@ -15,6 +15,7 @@ import { LRUCache } from 'lru-cache';
 import { Baseline } from './baseline.ts';
 import { SlidingCounter } from './sliding-counter.ts';
 import { formatAmount } from './amount.ts';
+import type { ApprovalSpec } from '../core/approval.ts';
 import type { SignalEffect, SignalKey, SignalObservation } from './outcome.ts';
 
 export type VolumeMeasure = 'requests' | 'changes' | 'producedRecords' | 'producedBytes' | 'fetchedRecords' | 'fetchedBytes';
@@ -26,6 +27,8 @@ export interface VolumeSpec {
   readonly baseline?: { readonly deviations: number; readonly warmupMs: number; readonly halfLifeMs: number; readonly floor: number };
   readonly effect: SignalEffect;
   readonly escalate?: { readonly afterMs: number; readonly effect: SignalEffect };
+  /** Who approves when the effect in force is `approve`. */
+  readonly approval?: ApprovalSpec;
 }
 
 /** A breach observed, and whether it is news: the first excess of a breach, or its escalation. */
@@ -160,6 +163,7 @@ export class VolumeTracker {
       ...(throttleMs !== undefined && { throttleMs }),
       ...(until !== undefined && { until }),
       ...(state.escalated && { escalated: true }),
+      ...(effect === 'approve' && this.spec.approval !== undefined && { approval: this.spec.approval }),
       reason,
     };
     if (until !== undefined) {

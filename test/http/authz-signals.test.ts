@@ -1,7 +1,9 @@
 /**
  * Insider-threat signals at HTTP ext_authz, with a clock the test moves: a Kubernetes list storm gets 429 with
  * Retry-After (a TooManyRequests Status client-go waits out), a route over its deny threshold gets 403 for the rest
- * of the window, failed logins then a success flag the caller, and every decision is audited with its numbers.
+ * of the window, a caller over an `approve` threshold needs an approval (a ticket with the real approval service on
+ * in-memory SQLite; the grant lets the retry through), failed logins then a success flag the caller, and every
+ * decision is audited with its numbers.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +16,8 @@ import { createHttpSignals } from '../../src/http/signals.ts';
 import { SignalEngine, type SignalEvent } from '../../src/signals/engine.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
 import type { Principal } from '../../src/core/principal.ts';
+import { ApprovalService } from '../../src/approvals/service.ts';
+import { openSqliteStore } from '../../src/approvals/sqlite.ts';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const jwt = (sub: string) => `e30.${Buffer.from(JSON.stringify({ sub })).toString('base64url')}.sig`;
@@ -27,6 +31,11 @@ const config = configSchema.parse({
   rules: [
     { name: 'list-storm', match: { kubernetes: { verb: 'list' } }, signal: { volume: { measure: 'requests', window: '10s', limit: 5, per: ['subject'] }, effect: 'throttle' } },
     { name: 'exports-per-caller', match: { http: { path: '/api/export/*' } }, signal: { volume: { measure: 'requests', window: '1m', limit: 2 }, effect: 'deny' } },
+    {
+      name: 'secret-reads', match: { kubernetes: { verb: 'get', resource: 'secrets' } },
+      signal: { volume: { measure: 'requests', window: '1m', limit: 2, per: ['subject'] }, effect: 'approve' },
+      approval: { approvers: { group: 'sre' }, grant: '10m' },
+    },
     { name: 'logins', signal: { authFailures: { threshold: 3, window: '5m' } } },
     { name: 'flagged-callers-may-not-delete', match: { http: { method: 'DELETE' }, flagged: true }, effect: 'deny' },
     { name: 'kube-open', match: { kubernetes: {} }, effect: 'allow' },
@@ -34,7 +43,7 @@ const config = configSchema.parse({
   ],
 });
 
-function setup() {
+function setup(approvals?: ApprovalService) {
   const clock = { now: T0 };
   const audit: AuditRecord[] = [];
   const events: SignalEvent[] = [];
@@ -54,6 +63,7 @@ function setup() {
     credentials: () => [],
     classify: () => classify,
     signals: () => signals,
+    ...(approvals !== undefined && { approvals: () => ({ service: approvals, maxHoldMs: 300_000 }) }),
     audit: { write: (r) => audit.push(r) },
     logger: pino({ level: 'silent' }),
   });
@@ -112,6 +122,40 @@ test('deny: over the limit on a route, the caller is refused for the rest of the
   // The first requests fade out of the sliding window over its oldest slice (a tenth of it): gone at 66 s.
   clock.now += 36_000;
   assert.equal((await check(call('GET', '/api/export/customers', sam))).status.code, 0);
+});
+
+test('approve: over the limit, the caller needs an approval (a ticket under the signal rule); the grant lets the retry through', async () => {
+  const service = new ApprovalService({
+    store: await openSqliteStore(':memory:'), audit: { write: () => {} }, logger: pino({ level: 'silent' }),
+    baseUrl: 'https://tollgate.example', pollIntervalMs: 20,
+  });
+  const { check, audit, clock } = setup(service);
+  const ci = `Bearer ${jwt('ci-bot')}`;
+  const get = (name: string) => check(call('GET', `/api/v1/namespaces/demo/secrets/${name}`, ci, 'kube.test:6443'));
+  assert.equal((await get('a')).status.code, 0);
+  assert.equal((await get('b')).status.code, 0);
+  const third = await get('c');
+  assert.equal(third.denied_response?.status.code, 403);
+  const status = JSON.parse(third.denied_response!.body) as { kind: string; message: string; details: { causes: Array<{ field: string; message: string }> } };
+  assert.equal(status.kind, 'Status');
+  const id = status.details.causes.find((c) => c.field === 'approval.id')?.message;
+  assert.match(id ?? '', /^apr_/);
+  assert.match(status.message, /signal secret-reads: requests of ci-bot in the last 1m is 3, over the limit 2; needs an approval until .*: approval apr_\w+ awaits an approver of sre .*approve at https:\/\/tollgate\.example\/approvals\/apr_/);
+  const filed = await service.get(id!, PRINCIPALS[`Bearer ${jwt('sam')}`]!);
+  assert.equal(filed.rule, 'secret-reads');
+  assert.equal(filed.summary, 'kubernetes get apiGroup= resource=secrets namespace=demo name=c', 'the grant will cover this request');
+  assert.deepEqual(audit.at(-1)?.details?.['approval'], { id, state: 'pending' });
+  assert.equal(signalsOf(audit.at(-1))?.[0]?.['effect'], 'approve');
+  // Held back for the window: the retry names the same ticket, and is not counted.
+  clock.now += 1000;
+  const retry = await get('c');
+  assert.equal(JSON.parse(retry.denied_response!.body).details.causes.find((c: { field: string }) => c.field === 'approval.id')?.message, id);
+  await service.approve(id!, PRINCIPALS[`Bearer ${jwt('sam')}`]!);
+  const granted = await get('c');
+  assert.equal(granted.status.code, 0, 'the grant lets the retry through while the caller is still held back');
+  assert.equal((audit.at(-1)?.details?.['approval'] as { state: string }).state, 'approved');
+  assert.equal((await get('d')).denied_response?.status.code, 403, 'a grant covers the request approved, not every secret');
+  await service.close();
 });
 
 test('failed logins claiming a subject, then its success: flagged (audited with the numbers), and its DELETE refused', async () => {

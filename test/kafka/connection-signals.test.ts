@@ -1,7 +1,7 @@
 /**
  * Insider-threat signals through the Kafka connection, with a clock the test moves: a consumer over its fetch
- * volume gets `throttle_time_ms` in its Fetch responses, then (the breach lasting) its Fetches go to the approval
- * hook; failed SASL authentications then a success flag the session, and a rule on flagged sessions refuses its
+ * volume gets `throttle_time_ms` in its Fetch responses, then (the breach lasting) its Fetches need an approval,
+ * filed as a ticket with the real approval service (in-memory SQLite) and let through by the grant; failed SASL authentications then a success flag the session, and a rule on flagged sessions refuses its
  * DeleteTopics; replayed records are refused like publish inspection's. Every signal decision is in the audit
  * records with the observed value and the threshold.
  */
@@ -12,8 +12,11 @@ import { BrokerRoutes, KafkaConnection, type ConnectionOutput, type KafkaConnect
 import { configSchema } from '../../src/config/schema.ts';
 import { compilePolicy } from '../../src/policy/engine.ts';
 import { SignalEngine, type SignalEvent } from '../../src/signals/engine.ts';
-import type { ApprovalHook, SignalObservation } from '../../src/signals/outcome.ts';
 import { createKafkaSignals } from '../../src/kafka/signals.ts';
+import { createKafkaApprovals } from '../../src/kafka/approval.ts';
+import { ApprovalService } from '../../src/approvals/service.ts';
+import { openSqliteStore } from '../../src/approvals/sqlite.ts';
+import type { Principal } from '../../src/core/principal.ts';
 import { API_KEY } from '../../src/kafka/protocol/api-keys.ts';
 import { KafkaError } from '../../src/kafka/protocol/error-codes.ts';
 import { decodeResponse, encodeResponse } from '../../src/kafka/protocol/messages.ts';
@@ -29,6 +32,7 @@ const RULES = [
   {
     name: 'orders-fetch-volume', match: { group: 'analysts', kafka: { operation: 'consume', topic: 'orders' } },
     signal: { volume: { measure: 'fetchedBytes', window: '10s', limit: 1000 }, effect: 'throttle', escalate: { after: '20s', effect: 'approve' } },
+    approval: { approvers: { group: 'data-owners' }, grant: '1h' },
   },
   { name: 'brute-force-then-success', signal: { authFailures: { threshold: 5, window: '10m' } } },
   { name: 'no-replayed-orders', match: { kafka: { topic: 'orders' } }, signal: { replay: { maxAge: '1h', duplicates: '10m' }, effect: 'deny' } },
@@ -37,7 +41,7 @@ const RULES = [
   { name: 'analysts-orders', match: { group: 'analysts', kafka: { operation: ['consume', 'produce'], topic: 'orders' } }, effect: 'allow' },
 ];
 
-function setup(approve?: ApprovalHook) {
+function setup(withApprovals?: (clock: { now: number }) => KafkaConnectionOptions['approvals']) {
   const clock = { now: T0 };
   const audit = new MemoryAudit();
   const events: SignalEvent[] = [];
@@ -45,13 +49,15 @@ function setup(approve?: ApprovalHook) {
   const config = configSchema.parse({ rules: RULES });
   const policy = compilePolicy(config.rules, { now: () => clock.now, flaggedBy: (p) => engine.flaggedBy(p) });
   engine.update(policy.signals, { maxKeys: 1000, maxThrottleMs: 30_000 });
-  const signals = createKafkaSignals(engine, approve);
+  const signals = createKafkaSignals(engine);
+  const approvals = withApprovals?.(clock);
   // Every connection from 10.1.2.3 has a port of its own, as Envoy reports it.
   let port = 0;
   const connect = (overrides: Partial<KafkaConnectionOptions> = {}) => {
     const delivered: ConnectionOutput[] = [];
     const connection = new KafkaConnection({
-      maxFrameBytes: 1024 * 1024, maxInFlight: 100, authenticate: fakeAuthenticate, decide: (p, a) => policy.decide(p, a),
+      maxFrameBytes: 1024 * 1024, maxInFlight: 100, authenticate: fakeAuthenticate, decide: (p, a, v) => policy.decide(p, a, v),
+      ...(approvals !== undefined && { approvals }),
       maxSessionLifetimeMs: 3_600_000, routes: new BrokerRoutes([]), audit, logger: pino({ level: 'silent' }),
       deliver: (output) => delivered.push(output), clock: () => clock.now, signals,
       facts: { 'source.address': `10.1.2.3:${50_000 + (port++)}`, 'source.port': 50_000 }, ...overrides,
@@ -78,15 +84,25 @@ const fetchResponse = (id: number, records: Buffer) => encodeResponse({ correlat
   responses: [{ topic: 'orders', partitions: [{ partitionIndex: 0, errorCode: 0, highWatermark: 100n, lastStableOffset: 100n, logStartOffset: 0n, abortedTransactions: null, preferredReadReplica: -1, records }] }],
 });
 
+/** Sends a frame and waits for the connection's asynchronous work (reading and filing approvals). */
+async function send(c: { connection: KafkaConnection; delivered: ConnectionOutput[] }, frame: Buffer): Promise<ConnectionOutput> {
+  const out = c.connection.onClientData(frame);
+  for (let i = 0; i < 40 && c.delivered.length === 0 && out.toBroker.length === 0 && out.toClient.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  const later = c.delivered.splice(0);
+  return { toBroker: [...out.toBroker, ...later.flatMap((d) => d.toBroker)], toClient: [...out.toClient, ...later.flatMap((d) => d.toClient)] };
+}
+
 const signalsOf = (r: { details?: Readonly<Record<string, unknown>> } | undefined) => (r?.details?.['signals'] ?? []) as Array<Record<string, unknown>>;
 
-test('a consumer over its fetch volume gets throttle_time_ms, then (the breach lasting) needs an approval: the hook decides', async () => {
-  const asked: SignalObservation[] = [];
-  const hook: ApprovalHook = (_p, _a, observation) => {
-    asked.push(observation);
-    return { effect: 'deny', rule: observation.rule, reason: `approval requested: ${observation.reason}` };
-  };
-  const { clock, audit, events, connect } = setup(hook);
+test('a consumer over its fetch volume gets throttle_time_ms, then (the breach lasting) needs an approval; the grant lets it read on', async () => {
+  let service: ApprovalService | undefined;
+  const store = await openSqliteStore(':memory:', T0);
+  const { clock, audit, events, connect } = setup((clock) => {
+    service = new ApprovalService({
+      store, audit: { write: () => {} }, logger: pino({ level: 'silent' }), baseUrl: 'http://127.0.0.1:9901', pollIntervalMs: 1000, clock: () => clock.now,
+    });
+    return createKafkaApprovals(service);
+  });
   const c = connect();
   await login(c, 'alice');
   const records = batch(Array.from({ length: 5 }, (_, i) => rec(i, 'x'.repeat(100))));
@@ -118,23 +134,40 @@ test('a consumer over its fetch volume gets throttle_time_ms, then (the breach l
   clock.now += 5000;
   assert.equal(roundTrip().throttleTimeMs, 0, 'the escalated effect (approve) holds the next requests, not this answer');
   assert.deepEqual(events.map((e) => e.event), ['breach', 'escalation']);
-  // The next Fetch of orders goes to the approval hook, which refuses it until approved.
+  // The next Fetch of orders needs an approval: a ticket is filed, the partition answered POLICY_VIOLATION.
   clock.now += 100;
-  const held = c.connection.onClientData(fetchRequest(id));
+  const held = await send(c, fetchRequest(id));
   assert.deepEqual(held.toBroker, [], 'nothing reaches the broker');
   const answer = decodeResponse(held.toClient[0]!, API_KEY.Fetch, 12).body;
-  assert.equal(answer.responses[0]!.partitions[0]!.errorCode, KafkaError.TOPIC_AUTHORIZATION_FAILED);
-  assert.equal(asked.length, 1);
-  assert.equal(asked[0]!.effect, 'approve');
-  assert.equal(asked[0]!.escalated, true);
+  assert.equal(answer.responses[0]!.partitions[0]!.errorCode, KafkaError.POLICY_VIOLATION, 'awaiting approval is no authorization failure');
   const denied = audit.records.at(-1);
   assert.equal(denied?.event, 'kafka.request.denied');
   assert.equal(denied?.rule, 'orders-fetch-volume');
-  assert.match(denied!.reason!, /^approval requested: signal orders-fetch-volume: fetchedBytes of alice on topic:orders/);
+  assert.match(denied!.reason!, /^signal orders-fetch-volume: fetchedBytes of alice on topic:orders .*needs an approval until .*: approval apr_\w+ awaits an approver of data-owners/);
   assert.equal(signalsOf(denied)?.[0]?.['effect'], 'approve');
+  assert.equal(signalsOf(denied)?.[0]?.['escalated'], true);
+  const ticket = (denied?.details?.['approval'] as { id: string; state: string } | undefined);
+  assert.equal(ticket?.state, 'pending');
+  const owner: Principal = { subject: 'olga', groups: ['data-owners'], issuer: 'https://idp.test', authenticatedBy: 'oidc' };
+  const filed = await service!.get(ticket!.id, owner);
+  assert.equal(filed.rule, 'orders-fetch-volume', 'filed under the signal rule');
+  assert.equal(filed.summary, 'kafka Fetch consume topic=orders');
+  // A retry names the same ticket; approved, the grant lets the Fetch through while the key is still held.
+  id++;
+  const again = await send(c, fetchRequest(id));
+  assert.equal(again.toBroker.length, 0);
+  assert.equal((audit.records.at(-1)?.details?.['approval'] as { id: string }).id, ticket!.id);
+  await service!.approve(ticket!.id, owner);
+  id++;
+  const granted = await send(c, fetchRequest(id));
+  assert.equal(granted.toBroker.length, 1, 'the grant lets the Fetch go to the broker');
+  c.connection.onBrokerData(fetchResponse(id, records));
+  const through = audit.records.findLast((r) => r.details?.['correlationId'] === id);
+  assert.equal((through?.details?.['approval'] as { state: string } | undefined)?.state, 'approved');
+  await service!.close();
 });
 
-test('without an approvals subsystem, approve fails closed: denied with a reason saying an approval is needed', async () => {
+test('without approvals, approve fails closed: the Fetch is refused with the reason saying an approval is needed', async () => {
   const { clock, audit, connect } = setup();
   const c = connect();
   await login(c, 'alice');
@@ -148,9 +181,9 @@ test('without an approvals subsystem, approve fails closed: denied with a reason
     id++;
   }
   const held = c.connection.onClientData(fetchRequest(id));
-  assert.equal(decodeResponse(held.toClient[0]!, API_KEY.Fetch, 12).body.responses[0]!.partitions[0]!.errorCode, KafkaError.TOPIC_AUTHORIZATION_FAILED);
+  assert.equal(decodeResponse(held.toClient[0]!, API_KEY.Fetch, 12).body.responses[0]!.partitions[0]!.errorCode, KafkaError.POLICY_VIOLATION);
   assert.equal(audit.records.at(-1)?.rule, 'orders-fetch-volume');
-  assert.match(audit.records.at(-1)!.reason!, /needs an approval until .*; an approval is required and none can be granted \(approvals are not connected\)$/);
+  assert.match(audit.records.at(-1)!.reason!, /needs an approval until \S+ \(escalated: in breach for 20s\)$/);
 });
 
 test('five failed SASL logins from one address, then a success: the session is flagged, its DeleteTopics refused', async () => {

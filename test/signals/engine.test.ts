@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { configSchema } from '../../src/config/schema.ts';
 import { compilePolicy } from '../../src/policy/engine.ts';
 import { SignalEngine, type SignalEvent } from '../../src/signals/engine.ts';
-import { APPROVAL_NOT_CONNECTED, signalDecision, strongest, type ApprovalHook, type SignalObservation } from '../../src/signals/outcome.ts';
+import { signalDecision, strongest, type SignalObservation } from '../../src/signals/outcome.ts';
+import { grantScope, scopeKey } from '../../src/core/approval.ts';
+import type { ApprovalView } from '../../src/policy/approval-decision.ts';
 import type { Principal } from '../../src/core/principal.ts';
 import type { Action, KafkaAction } from '../../src/core/action.ts';
 
@@ -40,6 +42,7 @@ const PAYMENTS_VOLUME = {
   name: 'payments-fetch-volume',
   match: { group: 'analysts', kafka: { operation: 'consume', topic: 'payments' } },
   signal: { volume: { measure: 'fetchedBytes', window: '1m', limit: '50MB' }, effect: 'throttle', escalate: { after: '2m', effect: 'approve' } },
+  approval: { approvers: { group: 'payments-owners' }, grant: '1h' },
 };
 
 test('under the limit nothing is observed; over it the key is throttled until its sum is back at the limit', () => {
@@ -64,7 +67,7 @@ test('under the limit nothing is observed; over it the key is throttled until it
   assert.deepEqual(fetched(engine, alice, 'orders', 60 * MB), [], 'and so has another topic (the rule does not match it)');
 });
 
-test('a breach that lasts escalates: throttled, then every request needs an approval (the hook decides)', () => {
+test('a breach that lasts escalates: throttled, then every request needs an approval, which a grant gives', () => {
   const { engine, events, clock } = setup([PAYMENTS_VOLUME]);
   fetched(engine, alice, 'payments', 60 * MB);
   // The client keeps reading at the limit: every excess comes within a window of the last one.
@@ -76,33 +79,45 @@ test('a breach that lasts escalates: throttled, then every request needs an appr
   const [escalated] = fetched(engine, alice, 'payments', 20 * MB);
   assert.equal(escalated?.effect, 'approve');
   assert.equal(escalated?.escalated, true);
+  assert.deepEqual(escalated?.approval?.approverGroups, ['payments-owners'], 'the rule\'s approval spec travels with the observation');
   assert.deepEqual(events.map((e) => e.event), ['breach', 'escalation']);
-  // From now on the key is held back: the next Fetch is not counted but goes to the approval hook.
+  // From now on the key is held back: the next Fetch is not counted but needs an approval.
   clock.now += 1000;
   const held = engine.held(alice, fetchOf('payments'));
   assert.equal(held.length, 1);
   assert.equal(held[0]!.effect, 'approve');
-  const asked: SignalObservation[] = [];
-  const hook: ApprovalHook = (principal, action, observation) => {
-    asked.push(observation);
-    assert.equal(principal.subject, 'alice');
-    assert.equal((action as KafkaAction).topic, 'payments');
-    return { effect: 'deny', rule: observation.rule, reason: `ticket T-1 opened: ${observation.reason}` };
-  };
-  const decision = signalDecision(alice, fetchOf('payments'), strongest(held), hook);
-  assert.equal(decision?.effect, 'deny');
-  assert.match(decision!.reason, /^ticket T-1 opened: signal payments-fetch-volume:/);
-  assert.equal(asked.length, 1);
-  const unconnected = signalDecision(alice, fetchOf('payments'), strongest(held), APPROVAL_NOT_CONNECTED)!;
-  assert.equal(unconnected.effect, 'deny', 'without an approvals subsystem: fail closed');
-  assert.equal(unconnected.rule, 'payments-fetch-volume');
-  assert.match(unconnected.reason, /an approval is required/);
-  // A grant from the hook lets the request through: the policy's allow stands.
-  const granted = signalDecision(alice, fetchOf('payments'), strongest(held), () => ({ effect: 'allow', rule: 'grant', reason: 'granted' }));
-  assert.equal(granted?.effect, 'allow');
+  const demand = signalDecision(fetchOf('payments'), strongest(held))!;
+  assert.equal(demand.effect, 'deny', 'before any approval is known: refused');
+  assert.equal(demand.rule, 'payments-fetch-volume');
+  assert.match(demand.reason, /^signal payments-fetch-volume: fetchedBytes of alice on topic:payments .* needs an approval until/);
+  assert.deepEqual(demand.approval?.scope, { path: 'kafka', operation: 'Fetch consume', resource: { topic: 'payments' } }, 'what a grant will cover');
+  assert.equal(demand.approval?.rule, 'payments-fetch-volume', 'asked under the signal rule\'s name');
+  assert.equal(demand.approval?.spec.grantMs, 3_600_000);
+  const scope = scopeKey(grantScope(fetchOf('payments')));
+  const pending: ApprovalView = { grant: () => undefined, pending: (s, rule) => (s === scope && rule === 'payments-fetch-volume' ? 'A-7' : undefined) };
+  const waiting = signalDecision(fetchOf('payments'), strongest(held), pending)!;
+  assert.equal(waiting.effect, 'deny');
+  assert.equal(waiting.approval?.pending, 'A-7');
+  assert.match(waiting.reason, /approval A-7 awaits an approver of payments-owners/);
+  const grant = { id: 'G-1', approval: 'A-7', oneTime: false, expiresAt: T0 + 3_600_000 };
+  const granted = signalDecision(fetchOf('payments'), strongest(held), { grant: (s) => (s === scope ? grant : undefined), pending: () => undefined })!;
+  assert.equal(granted.effect, 'allow', 'a grant for this principal, operation and topic lets the request through');
+  assert.deepEqual(granted.grant, grant);
+  const other = signalDecision(fetchOf('orders'), strongest(held), { grant: (s) => (s === scope ? grant : undefined), pending: () => undefined })!;
+  assert.equal(other.effect, 'deny', 'a grant covers its own scope only');
   // One window after the escalation, the key is no longer held.
   clock.now = T0 + 120_000 + 60_001;
   assert.deepEqual(engine.held(alice, fetchOf('payments')), []);
+});
+
+test('a signal rule that may ask for approval must say who approves; approval is refused on one that never asks', () => {
+  const { approval: _approval, ...withoutApproval } = PAYMENTS_VOLUME;
+  assert.throws(() => configSchema.parse({ rules: [withoutApproval] }), /expected `approval` \(approvers, min, mode, wait, grant\) on a signal rule whose effect or escalation is `approve`/);
+  assert.throws(() => configSchema.parse({ rules: [{ ...PAYMENTS_VOLUME, signal: { ...PAYMENTS_VOLUME.signal, escalate: { after: '2m', effect: 'deny' } } }] }),
+    /expected `approval` only on a rule with `effect: approve`, or a signal rule whose effect or escalation is `approve`/);
+  assert.throws(() => configSchema.parse({ rules: [{ ...PAYMENTS_VOLUME, approval: { ...PAYMENTS_VOLUME.approval, mode: 'hold' } }] }),
+    /expected `mode: ticket` on a Kafka rule/);
+  assert.throws(() => configSchema.parse({ approvals: { maxGrant: '30m' }, rules: [PAYMENTS_VOLUME] }), /expected a grant of at most approvals.maxGrant/);
 });
 
 test('deny holds the key back for one window from the excess; held requests are not counted', () => {
@@ -160,7 +175,7 @@ test('a learned baseline: quiet while warming up, then what is far above the usu
 });
 
 test('a shadow rule observes and records, but holds nothing back', () => {
-  const { engine, events } = setup([{ ...PAYMENTS_VOLUME, signal: { ...PAYMENTS_VOLUME.signal, effect: 'deny', escalate: undefined }, shadow: true }]);
+  const { engine, events } = setup([{ ...PAYMENTS_VOLUME, signal: { ...PAYMENTS_VOLUME.signal, effect: 'deny', escalate: undefined }, shadow: true, approval: undefined }]);
   const [o] = fetched(engine, alice, 'payments', 60 * MB);
   assert.equal(o?.shadow, true);
   assert.equal(o?.effect, 'deny');
@@ -168,7 +183,7 @@ test('a shadow rule observes and records, but holds nothing back', () => {
   const held = engine.held(alice, fetchOf('payments'));
   assert.equal(held[0]?.shadow, true, 'what it would hold back is still said');
   assert.equal(strongest(held), undefined, 'but nothing acts on it');
-  assert.equal(signalDecision(alice, fetchOf('payments'), strongest(held)), undefined);
+  assert.equal(signalDecision(fetchOf('payments'), strongest(held)), undefined);
 });
 
 test('state survives a reload that keeps the rule\'s name and shape; a new shape starts over; thresholds may change', () => {

@@ -1,7 +1,7 @@
 /**
  * The quickstart's signal and time-window rules do what the quickstart says, with a clock the test moves: analysts
  * fetching more than 50 MB a minute from payments are throttled and, the breach lasting 5 minutes, need an approval;
- * topic-config changes outside weekdays 08:00–18:00 UTC are held back even for platform admins.
+ * topic-config changes outside weekdays 08:00–18:00 UTC need an approval (a ticket), even by platform admins.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,17 +47,25 @@ test('quickstart: analysts over 50 MB/min from payments are throttled, then (5 m
   assert.equal(read(analyst, 9_000_000)[0]?.effect, 'approve');
   const held = strongest(engine.held(analyst, fetchPayments));
   assert.equal(held?.effect, 'approve');
-  const decision = signalDecision(analyst, fetchPayments, held);
-  assert.equal(decision?.effect, 'deny', 'no approvals subsystem yet: fail closed');
+  const decision = signalDecision(fetchPayments, held);
+  assert.equal(decision?.effect, 'deny', 'refused until approved');
   assert.equal(decision?.rule, 'analysts-payments-fetch-volume');
+  assert.deepEqual(decision?.approval?.spec.approverGroups, ['platform-admins']);
+  assert.equal(decision?.approval?.spec.mode, 'ticket');
+  assert.equal(decision?.approval?.spec.grantMs, 3_600_000);
+  assert.deepEqual(decision?.approval?.scope, { path: 'kafka', operation: 'Fetch consume', resource: { topic: 'payments' } });
 });
 
-test('quickstart: topic-config changes outside weekdays 08:00–18:00 UTC are held back, even for platform admins', () => {
+test('quickstart: topic-config changes outside weekdays 08:00–18:00 UTC need an approval, even by platform admins', () => {
   const { clock, policy } = setup('2026-11-23T17:59:00Z');
   const alter: KafkaAction = { kind: 'kafka', api: 'IncrementalAlterConfigs', operation: 'admin', topic: 'payments' };
   assert.equal(policy.decide(admin, alter).rule, 'platform-admins-may-do-everything', 'Monday 17:59 UTC');
   clock.now = Date.parse('2026-11-23T18:00:00Z');
-  assert.equal(policy.decide(admin, alter).rule, 'config-changes-outside-the-change-window');
+  const outside = policy.decide(admin, alter);
+  assert.equal(outside.rule, 'config-changes-outside-the-change-window');
+  assert.equal(outside.effect, 'deny', 'refused until approved');
+  assert.equal(outside.approval?.spec.mode, 'ticket');
+  assert.deepEqual(outside.approval?.spec.approverGroups, ['platform-admins']);
   assert.equal(policy.decide(admin, { ...alter, api: 'CreateAcls', topic: undefined } as KafkaAction).rule, 'config-changes-outside-the-change-window');
   clock.now = Date.parse('2026-11-28T10:00:00Z');
   assert.equal(policy.decide(admin, alter).rule, 'config-changes-outside-the-change-window', 'Saturday');
