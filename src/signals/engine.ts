@@ -84,6 +84,19 @@ export interface ReplayRules {
   readonly trackers: readonly ReplayTracker[];
 }
 
+/**
+ * Which requests a held key (deny, approve) holds back: those of the kind the measure counts. A consumer over its
+ * fetched bytes is held back from fetching, not from committing or reading its offsets (an OffsetFetch refused
+ * would only make it start over, and an approval of a Fetch would not cover it); `requests` and `changes` hold back
+ * every request the rule matches.
+ */
+function holdsBack(measure: VolumeMeasure, action: Action): boolean {
+  if (action.kind !== 'kafka') return true;
+  if (measure === 'fetchedBytes' || measure === 'fetchedRecords') return action.api === 'Fetch';
+  if (measure === 'producedBytes' || measure === 'producedRecords') return action.api === 'Produce';
+  return true;
+}
+
 const principalId = (p: Principal) => `${p.issuer}\u0000${p.subject}`;
 
 function volumeSpec(rule: SignalRule): VolumeSpec {
@@ -221,7 +234,7 @@ export class SignalEngine {
     if (this.#volumes.length === 0) return out;
     const now = this.now();
     for (const v of this.#volumes) {
-      if (!v.rule.applies(principal, action)) continue;
+      if (!holdsBack(v.tracker.spec.measure, action) || !v.rule.applies(principal, action)) continue;
       const held = v.tracker.held(this.#key(v, principal, action).id, now);
       if (held !== undefined) {
         out.push(held);

@@ -105,6 +105,9 @@ test('a breach that lasts escalates: throttled, then every request needs an appr
   assert.deepEqual(granted.grant, grant);
   const other = signalDecision(fetchOf('orders'), strongest(held), { grant: (s) => (s === scope ? grant : undefined), pending: () => undefined })!;
   assert.equal(other.effect, 'deny', 'a grant covers its own scope only');
+  // What the measure counts is held back, not the consumer's group calls on the same topic.
+  const offsetFetch: KafkaAction = { kind: 'kafka', api: 'OffsetFetch', operation: 'consume', topic: 'payments', group: 'analytics-1' };
+  assert.deepEqual(engine.held(alice, offsetFetch), [], 'an OffsetFetch of payments is not held back by a fetchedBytes rule');
   // One window after the escalation, the key is no longer held.
   clock.now = T0 + 120_000 + 60_001;
   assert.deepEqual(engine.held(alice, fetchOf('payments')), []);
