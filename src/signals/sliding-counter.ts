@@ -104,6 +104,8 @@ export class SlidingCounter {
       }
       previous = boundary;
       previousSum = this.sum(boundary);
+      // Within a rounding error of the target just before the boundary, at it once the slice is out.
+      if (previousSum <= target) return boundary - now;
     }
     return this.windowMs;
   }
