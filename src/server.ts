@@ -183,14 +183,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     onObservation: (o) => metrics.signalObservations.inc({ signal: o.rule, effect: o.effect, shadow: String(o.shadow) }),
   });
   metrics.setSignalKeySource(() => signals.keyCounts());
-  // Volume counts shared with other replicas (signals.shared): started below, restarted by a reload, stopped by the drain.
-  const sharedCounters = createSharedCountersRuntime({
-    rules: () => signals.volumeRules(), now: clock, logger,
-    onSync: (result) => {
-      metrics.signalSyncs.inc({ result: result.ok ? 'ok' : 'error' });
-      metrics.signalRemoteKeys.set(result.remoteKeys);
-    },
-  });
   const kafkaSignals = createKafkaSignals(signals, options.approve);
   const httpSignals = createHttpSignals(signals, options.approve);
 
@@ -247,6 +239,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   let live: Live = build(config, undefined);
   const signalSettings = (c: Config) => ({ maxKeys: c.signals.maxKeys, maxThrottleMs: c.signals.maxThrottle });
   signals.update(live.policy.signals, signalSettings(config));
+  // Volume counts shared with other replicas (signals.shared): restarted by a reload that changes it, stopped by the drain.
+  const sharedCounters = createSharedCountersRuntime({
+    rules: () => signals.volumeRules(), now: clock, logger,
+    onSync: (result) => {
+      metrics.signalSyncs.inc({ result: result.ok ? 'ok' : 'error' });
+      metrics.signalRemoteKeys.set(result.remoteKeys);
+    },
+  });
   sharedCounters.ensure(config.signals.shared);
   let configHash = options.configHash ?? '';
   if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
