@@ -50,6 +50,7 @@ import { observationDetails } from './signals/outcome.ts';
 import { createAlertWebhook, type AlertWebhook } from './signals/webhook.ts';
 import { createKafkaSignals } from './kafka/signals.ts';
 import { createHttpSignals } from './http/signals.ts';
+import { createSharedCountersRuntime } from './signals/shared-runtime.ts';
 import type { AuditRecord } from './audit/record.ts';
 
 export interface RunningServer {
@@ -233,6 +234,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   let live: Live = build(config, undefined);
   const signalSettings = (c: Config) => ({ maxKeys: c.signals.maxKeys, maxThrottleMs: c.signals.maxThrottle });
   signals.update(live.policy.signals, signalSettings(config));
+  // Volume counts shared with other replicas (signals.shared): restarted by a reload that changes it, stopped by the drain.
+  const sharedCounters = createSharedCountersRuntime({
+    rules: () => signals.volumeRules(), now: clock, logger,
+    onSync: (result) => {
+      metrics.signalSyncs.inc({ result: result.ok ? 'ok' : 'error' });
+      metrics.signalRemoteKeys.set(result.remoteKeys);
+    },
+  });
+  sharedCounters.ensure(config.signals.shared);
   let configHash = options.configHash ?? '';
   if (configHash !== '') metrics.configInfo.set({ hash: configHash }, 1);
 
@@ -372,6 +382,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const reload = (next: Config, hash: string): { restartNeeded: string[] } => {
     const previous = live;
     const built = build(next, previous);
+    sharedCounters.ensure(next.signals.shared);
     live = built;
     approvals.ensure(next);
     signals.update(built.policy.signals, signalSettings(next));
@@ -409,6 +420,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       });
       live.identities.bearer.close();
       await approvals.close();
+      await sharedCounters.close();
       await admin.close();
       // Sinks get a moment to deliver what the last streams wrote; what they do not stays in their spools.
       await pipeline?.close(Date.now() + Math.min(5_000, deadlineMs));

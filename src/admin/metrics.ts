@@ -157,6 +157,13 @@ export function createMetrics() {
     setSignalKeySource(source: () => ReadonlyArray<{ readonly rule: string; readonly keys: number }>) {
       signalKeySource = source;
     },
+    signalSyncs: new Counter({
+      name: 'tollgate_signal_sync_total', help: 'Syncs of volume counts with the other replicas (`signals.shared`), by result: ok, error (this replica counts on alone meanwhile).',
+      labelNames: ['result'] as const, ...reg,
+    }),
+    signalRemoteKeys: new Gauge({
+      name: 'tollgate_signal_remote_keys', help: 'Keys for which the last sync found other replicas\' counts (`signals.shared`).', ...reg,
+    }),
     signalAlerts: new Counter({
       name: 'tollgate_signal_alerts_total', help: 'Signal records POSTed to the alert webhook, by result: sent, failed, dropped (queue full).',
       labelNames: ['result'] as const, ...reg,

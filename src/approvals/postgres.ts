@@ -12,7 +12,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { PostgresStoreConfig } from '../config/schema.ts';
+import type { PostgresConfig } from '../config/postgres-schema.ts';
 import { readCertificateFile, rereadingSecret } from '../config/secrets.ts';
 import { SqlApprovalStore, type SqlDriver, type SqlRow, type SqlTransaction, type SqlValue } from './sql.ts';
 import { ApprovalStoreError } from './store.ts';
@@ -48,11 +48,11 @@ export function describeConnection(c: Pick<PostgresConnection, 'host' | 'port' |
 }
 
 /**
- * The connection `approvals.store.postgres` describes: its `url`, with `host`, `port`, `database` and `user`
- * overriding the URL's parts. A password in the URL is refused: it belongs in a secret source.
+ * The connection `approvals.store.postgres` (or another config path, `where`) describes: its `url`, with `host`,
+ * `port`, `database` and `user` overriding the URL's parts. A password in the URL is refused: it belongs in a secret
+ * source.
  */
-export function postgresConnection(config: PostgresStoreConfig): PostgresConnection {
-  const where = 'approvals.store.postgres';
+export function postgresConnection(config: PostgresConfig, where = 'approvals.store.postgres'): PostgresConnection {
   let fromUrl: { host?: string; port?: number; database?: string; user?: string } = {};
   if (config.url !== undefined) {
     let url: URL;
@@ -134,6 +134,8 @@ async function changedBy(db: Queryable, sql: string, params: readonly SqlValue[]
 
 export interface PostgresDriverOptions {
   readonly logger?: Pick<Logger, 'warn' | 'info'>;
+  /** What the database is used for, in log lines: `approvals store` by default. */
+  readonly purpose?: string;
 }
 
 export class PostgresDriver implements SqlDriver {
@@ -141,14 +143,16 @@ export class PostgresDriver implements SqlDriver {
   readonly #pool: pg.Pool;
   readonly #logger: Pick<Logger, 'warn' | 'info'> | undefined;
   readonly #listeners = new Set<() => Promise<void>>();
+  readonly #purpose: string;
 
   constructor(connection: PostgresConnection, options: PostgresDriverOptions = {}) {
     this.#connection = connection;
     this.#logger = options.logger;
+    this.#purpose = options.purpose ?? 'approvals store';
     this.#pool = new pg.Pool({ ...clientConfig(connection), max: connection.poolSize, idleTimeoutMillis: 30_000 });
     // An idle connection the server closed (a restart, a failover) is reported here; without a listener it would
     // crash the process. The pool replaces it on the next checkout.
-    this.#pool.on('error', (err) => this.#logger?.warn({ err, store: describeConnection(connection) }, 'approvals store: an idle PostgreSQL connection failed'));
+    this.#pool.on('error', (err) => this.#logger?.warn({ err, store: describeConnection(connection) }, `${this.#purpose}: an idle PostgreSQL connection failed`));
   }
 
   query<T extends SqlRow = SqlRow>(sql: string, params: readonly SqlValue[]): Promise<T[]> {

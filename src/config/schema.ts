@@ -9,6 +9,7 @@ import { DETECTOR_NAMES } from '../masking/detectors.ts';
 import { compileJsonPath } from '../masking/json-path.ts';
 import { parseStrategy } from '../masking/strategies.ts';
 import { AUTH_METHODS } from '../core/principal.ts';
+import { postgresSchema, secretSource } from './postgres-schema.ts';
 import { flaggedCondition, refineSignalReferences, refineSignalRule, signalAsksApproval, signalSpec, signalsSettings, timeCondition, timeWindowsSchema } from './signals-schema.ts';
 
 const duration = (description: string) =>
@@ -56,11 +57,6 @@ const mtlsIdentities = z.object({
     groups: z.array(z.string().min(1)).min(1).meta({ description: 'Groups a matching peer is in.' }),
   }).strict()).default([]).meta({ description: 'Every entry whose subject matches adds its groups (in order, de-duplicated).' }),
 }).strict().meta({ description: 'Peers authenticated by an mTLS client certificate, as Envoy verified it (its URI SAN, `source.principal` in the ext_authz check): connections of a network (Kafka) listener, and HTTP requests that carry no token and no API key (a token, when present, names the caller; the peer is only the workload it came through). Absent: such connections are refused and HTTP peers are not a credential.' });
-
-const secretSource = z.union([
-  z.object({ env: z.string().min(1).meta({ description: 'Name of an environment variable holding the secret.' }) }).strict(),
-  z.object({ file: z.string().min(1).meta({ description: 'Path of a file holding the secret (trailing newline trimmed).' }) }).strict(),
-], { error: 'expected a secret source: {env: VARIABLE} or {file: /path}' }).meta({ description: 'Where a secret comes from. Secrets are never written into the config itself, nor logged.' });
 
 /** The longest a Kubernetes authentication may be reused unasked: a deleted service account must stop working soon. */
 export const MAX_TOKEN_REVIEW_CACHE_TTL_MS = 10 * 60_000;
@@ -404,24 +400,7 @@ const quickstart = z.object({
   topics: z.array(z.string().min(1)).default([]).meta({ description: 'Kafka topics the quickstart creates.' }),
 }).strict().meta({ description: 'Read only by `npm start` (the quickstart); `tollgate serve` ignores it.' });
 
-const postgresStore = z.object({
-  url: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a URL such as postgres://tollgate@db.internal:5432/tollgate' })
-    .refine((u) => URL.canParse(u) && new URL(u).password === '', 'expected no password in the URL: give it as approvals.store.postgres.password')
-    .refine((u) => URL.canParse(u) && new URL(u).search === '', 'expected no query parameters in the URL: TLS is approvals.store.postgres.tls')
-    .optional().meta({ description: '`postgres://user@host:port/database`; `host`, `port`, `database` and `user` override its parts. No password (see `password`) and no query parameters.' }),
-  host: z.string().min(1).optional().meta({ description: 'Host name or address, or the folder of the server\'s Unix socket (`/var/run/postgresql`).' }),
-  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Default 5432.' }),
-  database: z.string().min(1).optional().meta({ description: 'Default: the user name.' }),
-  user: z.string().min(1).optional(),
-  password: secretSource.optional().meta({ description: 'The user\'s password. A file is re-read for new connections, so a rotated password is picked up.' }),
-  tls: z.object({
-    caFile: z.string().min(1).optional().meta({ description: 'PEM CA bundle the server\'s certificate must chain to. Default: the system roots.' }),
-  }).strict().optional().meta({ description: 'Connect with TLS, verifying the server\'s certificate and name. Absent: no TLS (a Unix socket, or a private network).' }),
-  poolSize: z.number().int().min(1).max(100).default(10).meta({ description: 'Connections per tollgate process, besides the one that listens for other replicas\' changes.' }),
-}).strict().superRefine((c, ctx) => {
-  if (c.url === undefined && c.host === undefined) ctx.addIssue({ code: 'custom', path: ['host'], message: 'expected a host (or a url)' });
-  if (c.user === undefined && (c.url === undefined || !URL.canParse(c.url) || new URL(c.url).username === '')) ctx.addIssue({ code: 'custom', path: ['user'], message: 'expected a user (or a url naming one)' });
-}).meta({ description: 'Keep approvals in PostgreSQL, shared by several tollgate replicas: a request held on one replica is released when another records the approval, and a revocation closes the Kafka connections relying on the grant on every replica (LISTEN/NOTIFY). The schema is migrated on open, under an advisory lock. `sqlite` is then unused.' });
+const postgresStore = postgresSchema('approvals.store.postgres', 'Keep approvals in PostgreSQL, shared by several tollgate replicas: a request held on one replica is released when another records the approval, and a revocation closes the Kafka connections relying on the grant on every replica (LISTEN/NOTIFY). The schema is migrated on open, under an advisory lock. `sqlite` is then unused.');
 
 const approvalsWebhook = z.object({
   url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).meta({ description: 'Where each approval event is POSTed.' }),

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.ts';
 import { DAY_NAMES, DAY_SETS, TIME_OF_DAY_PATTERN, isKnownTimeZone, minuteOfDay } from '../policy/time-windows.ts';
 import { parseAmount, AMOUNT_PATTERN } from '../signals/amount.ts';
+import { postgresSchema } from './postgres-schema.ts';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, 'expected a duration such as "250ms", "30s", "5m" or "1h"')
@@ -135,7 +136,19 @@ export const signalsSettings = z.object({
       maxQueue: z.number().int().positive().default(1000).meta({ description: 'Alerts waiting to be sent; beyond, the oldest are dropped (counted).' }),
     }).strict().optional(),
   }).strict().prefault({}),
-}).strict().prefault({}).meta({ description: 'Insider-threat signals (rules with `signal`): limits and where alerts go. Signal state is kept per process (see the README on several replicas) and survives a reload of the rules.' });
+  // Volume counters shared by replicas (src/signals/shared-counters.ts).
+  shared: z.object({
+    postgres: postgresSchema('signals.shared.postgres', 'The database the replicas share their volume counts through (table `signal_slices`, created if missing). May be the approvals database.',
+      { size: 2, description: 'Connections per tollgate process (one sync runs at a time).' }),
+    syncInterval: duration('How often this replica writes its slice sums and reads the others\' (for the keys it holds): the overshoot of a threshold across replicas is about one interval of traffic.').prefault('1s'),
+    replica: z.string().min(1).max(200).optional()
+      .meta({ description: 'This replica\'s name in the shared table; unique per running process. Default: `<hostname>-<pid>`.' }),
+    maxKeysPerSync: z.number().int().positive().default(1000)
+      .meta({ description: 'Keys per volume rule one sync writes and reads at most, the most recently counted first (the rest wait for the next sync).' }),
+  }).strict().superRefine((s, ctx) => {
+    if (s.syncInterval < 100) ctx.addIssue({ code: 'custom', path: ['syncInterval'], message: 'expected a sync interval of at least 100ms' });
+  }).optional().meta({ description: 'Share the counts of `volume` signals between tollgate replicas through PostgreSQL, so a threshold applies to the traffic of all of them (baselines, holds, flags and payload digests stay per replica). Absent: each process counts only what it sees. A reload that changes it restarts the sync.' }),
+}).strict().prefault({}).meta({ description: 'Insider-threat signals (rules with `signal`): limits and where alerts go. Signal state is kept per process unless `shared` is set (see the README on several replicas) and survives a reload of the rules.' });
 
 export type SignalSpecConfig = z.output<typeof signalSpec>;
 

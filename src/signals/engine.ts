@@ -4,11 +4,12 @@
  * action, failed and successful authentications, produced records) and act on what it returns; it never sees a
  * protocol.
  *
- * State lives in this process (see the README for several replicas) and outlives config reloads: `update` keeps
- * the state of every rule whose name is unchanged and whose state shape is unchanged (a volume rule's measure,
- * window, key parts and baseline history settings; an authFailures rule's window and key parts; a replay rule's
- * duplicate window and digest bound). Thresholds, effects, escalation and shadow may change without losing
- * anything; a rule removed loses its state, a rule whose shape changed starts over.
+ * State lives in this process (volume counts may be shared with other replicas: `volumeRules` is what
+ * signals/shared-counters.ts syncs) and outlives config reloads: `update` keeps the state of every rule whose name
+ * is unchanged and whose state shape is unchanged (a volume rule's measure, window, key parts and baseline history
+ * settings; an authFailures rule's window and key parts; a replay rule's duplicate window and digest bound).
+ * Thresholds, effects, escalation and shadow may change without losing anything; a rule removed loses its state, a
+ * rule whose shape changed starts over.
  *
  * Every observation goes to `onObservation` (metrics); news — a breach starting, an escalation, a flagged session,
  * failures reaching a threshold, a replayed record — goes to `onEvent` (an audit record and the alert webhook).
@@ -77,6 +78,16 @@ interface Replay {
   readonly rule: SignalRule;
   readonly tracker: ReplayTracker;
   readonly shape: string;
+}
+
+/**
+ * A volume rule as the sync across replicas sees it: its name and state shape say which shared rows are its own (a
+ * rule whose window or key parts changed starts over there too), the tracker holds its keys.
+ */
+export interface VolumeRuleState {
+  readonly rule: string;
+  readonly shape: string;
+  readonly tracker: VolumeTracker;
 }
 
 /** The replay rules that apply to one principal producing to one topic. */
@@ -205,6 +216,11 @@ export class SignalEngine {
   /** Keys (or digests) each rule keeps state for: for the `tollgate_signal_keys` gauge. */
   keyCounts(): Array<{ readonly rule: string; readonly keys: number }> {
     return [...this.#volumes, ...this.#auths, ...this.#replays].map((r) => ({ rule: r.rule.name, keys: r.tracker.keyCount }));
+  }
+
+  /** The volume rules in force, with their state (for the sync across replicas). */
+  volumeRules(): VolumeRuleState[] {
+    return this.#volumes.map((v) => ({ rule: v.rule.name, shape: v.shape, tracker: v.tracker }));
   }
 
   /** False when no volume rule counts `measure`: adapters need not read what it would take. */

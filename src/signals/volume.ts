@@ -10,10 +10,14 @@
  * client to wait until the sum is back at the threshold (at most `maxThrottleMs`).
  *
  * Memory is bounded: at most `maxKeys` keys per rule, least recently used dropped first (its history with it).
+ *
+ * Shared by replicas (signals/shared-counters.ts), a key's sum also holds the other replicas' slices as the last
+ * sync read them: thresholds, throttling and holds are decided here, synchronously, from that sum; the baseline
+ * learns from this process's traffic only.
  */
 import { LRUCache } from 'lru-cache';
 import { Baseline } from './baseline.ts';
-import { SlidingCounter } from './sliding-counter.ts';
+import { DEFAULT_SLICES, SlidingCounter, type SliceAmount } from './sliding-counter.ts';
 import { formatAmount } from './amount.ts';
 import type { ApprovalSpec } from '../core/approval.ts';
 import type { SignalEffect, SignalKey, SignalObservation } from './outcome.ts';
@@ -63,6 +67,12 @@ function describeKey(key: SignalKey): string {
   return parts.join(' ');
 }
 
+/** One key's slices counted here since the last sync. */
+export interface ChangedKey {
+  readonly id: string;
+  readonly slices: readonly SliceAmount[];
+}
+
 /** What a reload may change without losing a rule's state: the rest starts it over (`volumeStateShape`). */
 export function volumeStateShape(spec: VolumeSpec, per: readonly string[]): string {
   return JSON.stringify([spec.measure, spec.windowMs, [...per].sort(), spec.baseline === undefined ? null : [spec.baseline.warmupMs, spec.baseline.halfLifeMs]]);
@@ -75,13 +85,16 @@ export class VolumeTracker {
   spec: VolumeSpec;
   #maxThrottleMs: number;
   readonly #keys: LRUCache<string, KeyState>;
+  /** Keys counted since the last `takeChanged`, least recently counted first (a key counted again moves last). */
+  readonly #changed = new Set<string>();
 
   constructor(rule: string, spec: VolumeSpec, options: { readonly shadow: boolean; readonly maxKeys: number; readonly maxThrottleMs: number }) {
     this.rule = rule;
     this.spec = spec;
     this.shadow = options.shadow;
     this.#maxThrottleMs = options.maxThrottleMs;
-    this.#keys = new LRUCache({ max: options.maxKeys });
+    // A key dropped takes its pending changes along: nothing here outgrows `maxKeys`.
+    this.#keys = new LRUCache({ max: options.maxKeys, dispose: (_state, id) => this.#changed.delete(id) });
   }
 
   get keyCount(): number {
@@ -109,6 +122,8 @@ export class VolumeTracker {
     if (amount > 0) {
       state.counter.add(now, amount);
       state.baseline?.add(now, amount);
+      this.#changed.delete(id);
+      this.#changed.add(id);
     }
     const observed = state.counter.sum(now);
     const b = this.spec.baseline;
@@ -178,5 +193,61 @@ export class VolumeTracker {
     const state = this.#keys.peek(id);
     if (state === undefined || state.held === undefined || now >= state.heldUntil) return undefined;
     return { ...state.held, observed: state.counter.sum(now) };
+  }
+
+  /** Length of one slice of the window and slices per window, as every key's counter cuts it. */
+  get slicing(): { readonly sliceMs: number; readonly slices: number } {
+    return { sliceMs: this.spec.windowMs / DEFAULT_SLICES, slices: DEFAULT_SLICES };
+  }
+
+  /**
+   * For a sync: up to `max` keys counted here since the last call, the most recently counted first, with their
+   * slices changed and still in the window at `now`. Those left over stay for the next call.
+   */
+  takeChanged(now: number, max: number): ChangedKey[] {
+    const ids = [...this.#changed];
+    const out: ChangedKey[] = [];
+    for (let i = ids.length - 1; i >= 0 && out.length < max; i--) {
+      const id = ids[i]!;
+      this.#changed.delete(id);
+      const slices = this.#keys.peek(id)?.counter.takeChanged(now);
+      if (slices !== undefined && slices.length > 0) out.push({ id, slices });
+    }
+    return out;
+  }
+
+  /** Puts back what `takeChanged` returned when writing it failed: the next sync writes it again. */
+  restoreChanged(changes: readonly ChangedKey[]): void {
+    for (const { id, slices } of changes) {
+      const state = this.#keys.peek(id);
+      if (state === undefined) continue;
+      state.counter.markChanged(slices);
+      // Last in the order: written first by the next sync, having waited longest.
+      if (!this.#changed.has(id)) this.#changed.add(id);
+    }
+  }
+
+  /** The `max` most recently counted keys held: those a sync reads the other replicas' sums for. */
+  recentKeys(max: number): string[] {
+    const out: string[] = [];
+    if (max <= 0) return out;
+    for (const id of this.#keys.keys()) {
+      out.push(id);
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  /** Replaces the other replicas' slices of a key; false when the key is no longer held. Does not touch its recency. */
+  setRemote(id: string, slices: Iterable<SliceAmount>): boolean {
+    const state = this.#keys.peek(id);
+    if (state === undefined) return false;
+    state.counter.setRemote(slices);
+    return true;
+  }
+
+  /** The other replicas' part of a key's sum at `now`, as the last sync read it (undefined: key not held). */
+  remoteSum(id: string, now: number): number | undefined {
+    return this.#keys.peek(id)?.counter.remoteSum(now);
   }
 }

@@ -211,6 +211,44 @@ test('memory is bounded: at most maxKeys keys per rule, the least recently used 
   assert.equal(fetched(engine, alice, 'e', 60)[0]?.observed, 120, 'e was kept');
 });
 
+test('for a sync across replicas: keys counted since the last sync, most recent first, within a budget; the rest wait', () => {
+  const { engine, clock } = setup([{ name: 'per-topic', match: { kafka: {} }, signal: { volume: { measure: 'fetchedBytes', window: '1m', limit: 100 } } }], { signals: { maxKeys: 4 } });
+  const topics = (keys: ReadonlyArray<{ readonly id: string } | string>) => keys.map((k) => (typeof k === 'string' ? k : k.id).split('\u0001topic:')[1]);
+  const [rule] = engine.volumeRules();
+  assert.ok(rule);
+  assert.equal(rule.rule, 'per-topic');
+  for (const topic of ['a', 'b', 'c']) fetched(engine, alice, topic, 10);
+  fetched(engine, alice, 'a', 5);
+  const first = rule.tracker.takeChanged(clock.now, 2);
+  assert.deepEqual(topics(first), ['a', 'c'], 'a counted last, then c');
+  assert.deepEqual(first[0]?.slices.map((s) => s.amount), [15]);
+  assert.deepEqual(topics(rule.tracker.takeChanged(clock.now, 10)), ['b'], 'b waited for the next one');
+  assert.deepEqual(rule.tracker.takeChanged(clock.now, 10), []);
+  // A failed write puts its keys back.
+  fetched(engine, alice, 'd', 1);
+  const failed = rule.tracker.takeChanged(clock.now, 10);
+  rule.tracker.restoreChanged(failed);
+  assert.deepEqual(rule.tracker.takeChanged(clock.now, 10), failed);
+  // Keys dropped from memory take their pending changes along: nothing outgrows maxKeys.
+  for (const topic of ['e', 'f', 'g', 'h', 'i']) fetched(engine, alice, topic, 1);
+  assert.deepEqual(topics(rule.tracker.takeChanged(clock.now, 10)), ['i', 'h', 'g', 'f']);
+  assert.deepEqual(topics(rule.tracker.recentKeys(2)), ['i', 'h']);
+});
+
+test('the other replicas\' part of a key counts toward its threshold; the baseline learns from this replica alone', () => {
+  const { engine, clock } = setup([PAYMENTS_VOLUME]);
+  fetched(engine, alice, 'payments', 30 * MB);
+  const [rule] = engine.volumeRules();
+  const [key] = rule!.tracker.recentKeys(1);
+  const slice = Math.floor(clock.now / rule!.tracker.slicing.sliceMs);
+  assert.equal(rule!.tracker.setRemote(key!, [{ slice, amount: 30 * MB }]), true);
+  assert.equal(rule!.tracker.setRemote('someone else', [{ slice, amount: 1 }]), false, 'a key not held is not created');
+  const [o] = fetched(engine, alice, 'payments', 1);
+  assert.equal(o?.observed, 60 * MB + 1);
+  assert.equal(o?.effect, 'throttle');
+  assert.equal(rule!.tracker.remoteSum(key!, clock.now), 30 * MB);
+});
+
 const AUTH = { name: 'brute-force-then-success', signal: { authFailures: { threshold: 5, window: '10m', flagFor: '1h' } } };
 
 test('failed authentications, then a success: the session is flagged, rules see it, the counters start over', () => {
