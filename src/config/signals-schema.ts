@@ -83,7 +83,7 @@ const volumeSignal = z.object({
   baseline: z.object({
     deviations: z.number().positive().default(3).meta({ description: 'The learned threshold is the mean of past windows plus this many standard deviations.' }),
     warmup: duration('How much history a key needs before its baseline can fire (a new key fires only on `limit`).').prefault('1h'),
-    halfLife: duration('How fast the rolling mean and deviation forget: a window this old weighs half.').prefault('1d'),
+    halfLife: duration('How fast the rolling mean and deviation forget: a window this old weighs half.').prefault('24h'),
     floor: amount('The learned threshold is never below this.').default(0),
   }).strict().optional().meta({ description: 'Learned threshold per key: a rolling (exponentially weighted) mean and deviation of the sum per window, idle windows counting as zero. With `limit` as well, whichever is exceeded first fires.' }),
   configs: patterns.optional().meta({ description: '`changes` only: count only config entries (AlterConfigs, IncrementalAlterConfigs) whose names match, e.g. `retention.*`; other changes of those requests are not counted.' }),

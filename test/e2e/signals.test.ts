@@ -9,6 +9,8 @@
  *   window, changes need no approval (signal state survives that reload);
  * - five failed SASL logins claiming a subject, then its success: the session is flagged, its DeleteTopics needs an
  *   approval, and goes through once a security officer approves it;
+ * - a third retention change within the hour (kafkajs admin) and a third RBAC change within ten minutes (the
+ *   Kubernetes API through the gateway) are alerted as bursts, the changes going through;
  * - a replayed record (old timestamp, payload already produced) is refused;
  * - a Kubernetes list storm gets 429 with Retry-After.
  * Every signal decision is an audit record with the observed value and the threshold, and goes to the webhook.
@@ -53,6 +55,8 @@ const SIGNAL_RULES = [
   { name: 'kafka-brute-force', signal: { authFailures: { threshold: 5, window: '10m', per: ['subject'] } } },
   { name: 'no-replayed-records', match: { kafka: { topic: REPLAY_TOPIC } }, signal: { replay: { maxAge: '1h', duplicates: '10m' }, effect: 'deny' } },
   { name: 'produce-bursts-shadow', match: { kafka: { operation: 'produce', topic: REPLAY_TOPIC } }, signal: { volume: { measure: 'producedRecords', window: '1m', limit: 0, per: ['subject'] }, effect: 'deny' }, shadow: true },
+  { name: 'retention-change-bursts', match: { kafka: { api: ['AlterConfigs', 'IncrementalAlterConfigs'] } }, signal: { volume: { measure: 'changes', configs: 'retention.*', per: ['subject'], window: '1h', limit: 2 } } },
+  { name: 'rbac-change-bursts', match: { kubernetes: { apiGroup: 'rbac.authorization.k8s.io', verb: ['create', 'update', 'patch', 'delete'] } }, signal: { volume: { measure: 'changes', per: ['subject'], window: '10m', limit: 2 } } },
   { name: 'kube-list-storm', match: { kubernetes: { verb: 'list' } }, signal: { volume: { measure: 'requests', window: '30s', limit: 10, per: ['subject'] }, effect: 'throttle' } },
   {
     name: 'flagged-sessions-need-approval-to-delete', match: { kafka: { api: 'DeleteTopics' }, flagged: true },
@@ -268,6 +272,15 @@ test('an admin API call outside the change window needs an approval; approved, t
     assert.equal(await retention(), '172800000');
     const last = stack.auditRecords().findLast((r) => r.event === 'kafka.request' && r.details?.['api'] === 'AlterConfigs');
     assert.equal(approvalOf(last), undefined, 'inside the window: allowed by the admins\' rule, no approval involved');
+
+    // Change frequency: the third retention change within the hour is a burst, alerted (the change goes through).
+    assert.equal(stack.auditRecords().some((r) => r.event === 'kafka.signal.breach' && r.rule === 'retention-change-bursts'), false, 'two changes are no burst');
+    await alter('259200000');
+    assert.equal(await retention(), '259200000');
+    const [burst] = await auditWhere((r) => r.event === 'kafka.signal.breach' && r.rule === 'retention-change-bursts');
+    assert.deepEqual([burst!.details?.['measure'], burst!.details?.['observed'], burst!.details?.['threshold'], burst!.details?.['effect']], ['changes', 3, 2, 'alert']);
+    assert.equal(burst!.principal?.subject, ADMIN.sub);
+    assert.ok(await alerted((a) => a.event === 'kafka.signal.breach' && a.rule === 'retention-change-bursts'), 'the burst reached the webhook');
   } finally {
     await admin.disconnect();
   }
@@ -345,18 +358,39 @@ test('a replayed record is refused: an old timestamp, and a payload already prod
   assert.equal(values.length, 1, `only the first transfer landed: ${values.join(' | ')}`);
 });
 
-function kubeGet(path: string, token: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function kubeRequest(method: string, path: string, token: string, body?: object): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const kube = stack.kubernetes!;
   return new Promise((resolve, reject) => {
-    const req = https.request(`${kube.url}${path}`, { ca: fs.readFileSync(kube.caFile), headers: { authorization: `Bearer ${token}`, accept: 'application/json' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString('utf8'); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    const headers = { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }) };
+    const req = https.request(`${kube.url}${path}`, { method, ca: fs.readFileSync(kube.caFile), headers }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => { text += c.toString('utf8'); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
+
+const kubeGet = (path: string, token: string) => kubeRequest('GET', path, token);
+
+test('a burst of RBAC changes through the Kubernetes gateway is alerted, with the numbers', async () => {
+  const token = await stack.mintToken('rbac-admin', ['platform-admins']);
+  const suffix = Date.now().toString(36);
+  for (let i = 0; i < 3; i++) {
+    const res = await kubeRequest('POST', '/apis/rbac.authorization.k8s.io/v1/namespaces/demo/roles', token, {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: `burst-${suffix}-${i}` }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+    });
+    assert.equal(res.status, 201, `role ${i} created (an alert lets changes through): ${res.body}`);
+  }
+  const [burst] = await auditWhere((r) => r.event === 'kubernetes.signal.breach' && r.rule === 'rbac-change-bursts');
+  assert.equal(burst!.principal?.subject, 'rbac-admin');
+  assert.deepEqual([burst!.details?.['measure'], burst!.details?.['observed'], burst!.details?.['threshold']], ['changes', 3, 2]);
+  assert.match(burst!.reason!, /signal rbac-change-bursts: changes of rbac-admin in the last 10m is 3, over the limit 2/);
+  const [third] = await auditWhere((r) => r.event === 'kubernetes.authz.allow' && r.principal?.subject === 'rbac-admin' && signalsOf(r).some((x) => x['signal'] === 'rbac-change-bursts'));
+  assert.equal(signalsOf(third!)[0]!['effect'], 'alert', 'the request that made the burst carries the observation');
+  assert.ok(await alerted((a) => a.event === 'kubernetes.signal.breach' && a.rule === 'rbac-change-bursts'), 'the burst reached the webhook');
+});
 
 test('a Kubernetes list storm gets 429 TooManyRequests with Retry-After', async () => {
   const token = await stack.mintToken('ci-bot', ['ci']);

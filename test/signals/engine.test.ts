@@ -337,6 +337,9 @@ test('signal rules are checked at load: kinds, effects, and what their match may
     return result.success ? '' : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
   };
   assert.match(problem({ name: 'r', signal: { volume: { measure: 'requests' } } }), /expected `limit` \(a fixed threshold\), `baseline`/);
+  // A baseline given nothing but itself takes every default (a default that did not parse once refused it).
+  const defaults = configSchema.parse({ rules: [{ name: 'r', signal: { volume: { measure: 'requests', baseline: {} } } }] }).rules[0]!.signal!.volume!.baseline;
+  assert.deepEqual(defaults, { deviations: 3, warmup: 3_600_000, halfLife: 86_400_000, floor: 0 });
   assert.match(problem({ name: 'r', signal: { authFailures: { threshold: 3 }, effect: 'deny' } }), /expected `effect: alert` for authFailures/);
   assert.match(problem({ name: 'r', signal: { replay: { maxAge: '1h' }, effect: 'throttle' } }), /expected `alert` or `deny` for replay/);
   assert.match(problem({ name: 'r', signal: { replay: {} } }), /expected at least one of maxAge, maxAhead, duplicates/);
