@@ -22,32 +22,37 @@ export interface SliceAmount {
   readonly amount: number;
 }
 
+/** Most slices per window: changed slots are marks in one 32-bit integer. */
+export const MAX_SLICES = 30;
+
 export class SlidingCounter {
   readonly windowMs: number;
   /** Length of one slice. */
   readonly sliceMs: number;
   /** Slices per window. */
   readonly slices: number;
-  /** One slot per slice number modulo the ring size: the slice's number and its sum. */
-  readonly #index: Float64Array;
-  readonly #sum: Float64Array;
-  /** Local slots added to since the last `takeChanged`. */
-  readonly #changed: Uint8Array;
-  /** The other replicas' part, in a ring of its own (its slots may hold other slice numbers than the local ones). */
-  readonly #remoteIndex: Float64Array;
-  readonly #remoteSum: Float64Array;
+  /**
+   * One slot per slice number modulo the ring size (`slices + 1`: the oldest slice, partly in the window, is still
+   * needed), as pairs: the slice's number at 2·slot, its sum at 2·slot+1. One array per counter, as a counter per
+   * key is what a rule's memory is made of.
+   */
+  readonly #local: Float64Array;
+  /** Local slots added to since the last `takeChanged`, one bit per slot. */
+  #changed = 0;
+  /**
+   * The other replicas' part, in a ring of its own (its slots may hold other slice numbers than the local ones);
+   * allocated by the first `setRemote`, so a process that shares nothing pays nothing for it.
+   */
+  #remote: Float64Array | undefined;
 
   constructor(windowMs: number, buckets = DEFAULT_SLICES) {
-    if (!(windowMs > 0) || !Number.isInteger(buckets) || buckets < 1) throw new RangeError(`expected a positive window and bucket count, got ${windowMs} ms, ${buckets}`);
+    if (!(windowMs > 0) || !Number.isInteger(buckets) || buckets < 1 || buckets > MAX_SLICES) {
+      throw new RangeError(`expected a positive window and 1 to ${MAX_SLICES} buckets, got ${windowMs} ms, ${buckets}`);
+    }
     this.windowMs = windowMs;
     this.sliceMs = windowMs / buckets;
     this.slices = buckets;
-    // One more slot than slices: the oldest slice, partly in the window, is still needed.
-    this.#index = new Float64Array(buckets + 1).fill(-1);
-    this.#sum = new Float64Array(buckets + 1);
-    this.#changed = new Uint8Array(buckets + 1);
-    this.#remoteIndex = new Float64Array(buckets + 1).fill(-1);
-    this.#remoteSum = new Float64Array(buckets + 1);
+    this.#local = emptyRing(buckets + 1);
   }
 
   /** The number of the slice `now` falls in. */
@@ -62,27 +67,20 @@ export class SlidingCounter {
 
   add(now: number, amount: number): void {
     const index = this.sliceOf(now);
-    const slot = index % this.#index.length;
-    if (this.#index[slot] !== index) {
-      this.#index[slot] = index;
-      this.#sum[slot] = 0;
+    const slot = index % (this.slices + 1);
+    const ring = this.#local;
+    if (ring[2 * slot] !== index) {
+      ring[2 * slot] = index;
+      ring[2 * slot + 1] = 0;
     }
-    this.#sum[slot]! += amount;
-    this.#changed[slot] = 1;
+    ring[2 * slot + 1]! += amount;
+    this.#changed |= 1 << slot;
   }
 
   /** The sum over the window ending at `now`: this process's part and the other replicas'. */
   sum(now: number): number {
-    const current = this.sliceOf(now);
-    const oldest = current - this.slices;
-    // The oldest slice lies partly before the window: weigh it by the part still inside.
-    const inside = 1 - (now - current * this.sliceMs) / this.sliceMs;
-    let total = 0;
-    for (let slot = 0; slot < this.#index.length; slot++) {
-      total += weighed(this.#index[slot]!, this.#sum[slot]!, current, oldest, inside);
-      total += weighed(this.#remoteIndex[slot]!, this.#remoteSum[slot]!, current, oldest, inside);
-    }
-    return total;
+    const local = ringSum(this.#local, now, this.sliceMs, this.slices);
+    return this.#remote === undefined ? local : local + ringSum(this.#remote, now, this.sliceMs, this.slices);
   }
 
   /**
@@ -94,7 +92,7 @@ export class SlidingCounter {
     // The sum only falls as slices age out; it is linear between slice boundaries. Walk the boundaries.
     let previous = now;
     let previousSum = this.sum(now);
-    for (let step = 1; step <= this.#index.length; step++) {
+    for (let step = 1; step <= this.slices + 1; step++) {
       const boundary = (this.sliceOf(now) + step) * this.sliceMs;
       // Just before the boundary the oldest slice has weight ~0; at it, the next slice becomes the oldest.
       const before = this.sum(boundary - 1e-6);
@@ -117,7 +115,7 @@ export class SlidingCounter {
 
   /** True when local slices changed since the last `takeChanged`. */
   get changed(): boolean {
-    return this.#changed.includes(1);
+    return this.#changed !== 0;
   }
 
   /**
@@ -129,44 +127,61 @@ export class SlidingCounter {
     const oldest = this.oldestSlice(now);
     const current = this.sliceOf(now);
     const out: SliceAmount[] = [];
-    for (let slot = 0; slot < this.#index.length; slot++) {
-      if (this.#changed[slot] === 0) continue;
-      this.#changed[slot] = 0;
-      const index = this.#index[slot]!;
-      if (index >= oldest && index <= current) out.push({ slice: index, amount: this.#sum[slot]! });
+    const ring = this.#local;
+    for (let slot = 0; slot <= this.slices; slot++) {
+      if ((this.#changed & (1 << slot)) === 0) continue;
+      const index = ring[2 * slot]!;
+      if (index >= oldest && index <= current) out.push({ slice: index, amount: ring[2 * slot + 1]! });
     }
+    this.#changed = 0;
     return out;
   }
 
   /** Marks these slices changed again (a write that failed), those still in the ring. */
   markChanged(slices: readonly SliceAmount[]): void {
     for (const { slice } of slices) {
-      const slot = slice % this.#index.length;
-      if (this.#index[slot] === slice) this.#changed[slot] = 1;
+      const slot = slice % (this.slices + 1);
+      if (this.#local[2 * slot] === slice) this.#changed |= 1 << slot;
     }
   }
 
   /** Replaces the other replicas' part with these slice sums (the newest slice per slot kept). */
   setRemote(slices: Iterable<SliceAmount>): void {
-    this.#remoteIndex.fill(-1);
-    this.#remoteSum.fill(0);
+    const ring = this.#remote ??= emptyRing(this.slices + 1);
+    for (let slot = 0; slot <= this.slices; slot++) {
+      ring[2 * slot] = -1;
+      ring[2 * slot + 1] = 0;
+    }
     for (const { slice, amount } of slices) {
-      const slot = slice % this.#remoteIndex.length;
-      if (this.#remoteIndex[slot]! > slice) continue;
-      this.#remoteIndex[slot] = slice;
-      this.#remoteSum[slot] = amount;
+      const slot = slice % (this.slices + 1);
+      if (ring[2 * slot]! > slice) continue;
+      ring[2 * slot] = slice;
+      ring[2 * slot + 1] = amount;
     }
   }
 
   /** The other replicas' part of the sum at `now`. */
   remoteSum(now: number): number {
-    const current = this.sliceOf(now);
-    const oldest = current - this.slices;
-    const inside = 1 - (now - current * this.sliceMs) / this.sliceMs;
-    let total = 0;
-    for (let slot = 0; slot < this.#remoteIndex.length; slot++) total += weighed(this.#remoteIndex[slot]!, this.#remoteSum[slot]!, current, oldest, inside);
-    return total;
+    return this.#remote === undefined ? 0 : ringSum(this.#remote, now, this.sliceMs, this.slices);
   }
+}
+
+/** A ring of `slots` (slice number, sum) pairs, every slot empty (slice number -1). */
+function emptyRing(slots: number): Float64Array {
+  const ring = new Float64Array(2 * slots);
+  for (let slot = 0; slot < slots; slot++) ring[2 * slot] = -1;
+  return ring;
+}
+
+/** A ring's sum over the window ending at `now`. */
+function ringSum(ring: Float64Array, now: number, sliceMs: number, slices: number): number {
+  const current = Math.floor(now / sliceMs);
+  const oldest = current - slices;
+  // The oldest slice lies partly before the window: weigh it by the part still inside.
+  const inside = 1 - (now - current * sliceMs) / sliceMs;
+  let total = 0;
+  for (let i = 0; i < ring.length; i += 2) total += weighed(ring[i]!, ring[i + 1]!, current, oldest, inside);
+  return total;
 }
 
 /** A slice's part of the sum: nothing outside the window, its share of the oldest slice, the rest whole. */

@@ -85,8 +85,12 @@ export class VolumeTracker {
   spec: VolumeSpec;
   #maxThrottleMs: number;
   readonly #keys: LRUCache<string, KeyState>;
-  /** Keys counted since the last `takeChanged`, least recently counted first (a key counted again moves last). */
+  /**
+   * Keys counted since the last `takeChanged`, least recently counted first (a key counted again moves last). Kept
+   * from the first `takeChanged` on: a process that shares no counters does not pay for it on every request.
+   */
   readonly #changed = new Set<string>();
+  #tracking = false;
 
   constructor(rule: string, spec: VolumeSpec, options: { readonly shadow: boolean; readonly maxKeys: number; readonly maxThrottleMs: number }) {
     this.rule = rule;
@@ -122,8 +126,10 @@ export class VolumeTracker {
     if (amount > 0) {
       state.counter.add(now, amount);
       state.baseline?.add(now, amount);
-      this.#changed.delete(id);
-      this.#changed.add(id);
+      if (this.#tracking) {
+        this.#changed.delete(id);
+        this.#changed.add(id);
+      }
     }
     const observed = state.counter.sum(now);
     const b = this.spec.baseline;
@@ -205,6 +211,11 @@ export class VolumeTracker {
    * slices changed and still in the window at `now`. Those left over stay for the next call.
    */
   takeChanged(now: number, max: number): ChangedKey[] {
+    if (!this.#tracking) {
+      // The first sync: the keys counted so far, in the order they were last used (their counters know what changed).
+      this.#tracking = true;
+      for (const id of this.#keys.rkeys()) if (this.#keys.peek(id)?.counter.changed === true) this.#changed.add(id);
+    }
     const ids = [...this.#changed];
     const out: ChangedKey[] = [];
     for (let i = ids.length - 1; i >= 0 && out.length < max; i--) {
