@@ -331,10 +331,16 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     const policy = deps.policy();
     let decision: Decision = decideRequest(policy, principal, action);
     let approval: ApprovalNote | undefined;
-    const approvals = decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
-    if (approvals !== undefined) {
-      ({ decision, approval } = await settleApproval(approvals, (view) => policy.decide(principal, action, view), principal, decision, approvalContext(req, action), signal));
-    }
+    /**
+     * A decision demanding approval — an approve rule's or a signal's — is settled the same way: a grant lets the
+     * request through, else a ticket (or a hold); `decide` is what demanded it, asked again with the approvals read.
+     * Without approvals (or for a REST Proxy request, judged later) the demand stays a denial.
+     */
+    const settle = async (decide: (view: ApprovalView) => Decision) => {
+      const approvals = decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
+      if (approvals !== undefined) ({ decision, approval } = await settleApproval(approvals, decide, principal, decision, approvalContext(req, action), signal));
+    };
+    await settle((view) => policy.decide(principal, action, view));
     const credential = deps.credentials().find((c) => c.matches(action.host, action.path));
     const callerImpersonates = Object.keys(headers).some((name) => name.startsWith(IMPERSONATION_HEADER_PREFIX));
     // Impersonation is a request of its own to the API server (verb impersonate on users/groups/serviceaccounts),
@@ -361,14 +367,10 @@ export function createAuthzHandler(deps: AuthzDeps): (req: CheckRequestLike, sig
     if (decision.effect === 'allow' && signals !== undefined) {
       verdict = signals.judge(principal, action, connection);
       if (verdict.decision !== undefined) decision = verdict.decision;
-      // A signal asking for approval is settled like an approve rule: a grant lets the request through, else a
-      // ticket (or a hold). Without approvals the demand stays a denial.
       const approving = verdict.approving;
-      const signalApprovals = approving !== undefined && decision.approval !== undefined && action.kafkaRest === undefined ? deps.approvals?.() : undefined;
-      if (approving !== undefined && signalApprovals !== undefined) {
+      if (approving !== undefined) {
         const demanded = decision;
-        const redecide = (view: ApprovalView) => signalDecision(action, approving, view) ?? demanded;
-        ({ decision, approval } = await settleApproval(signalApprovals, redecide, principal, decision, approvalContext(req, action), signal));
+        await settle((view) => signalDecision(action, approving, view) ?? demanded);
       }
     }
     const throttle = decision.effect === 'allow' ? verdict?.throttle : undefined;
